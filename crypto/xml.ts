@@ -1,0 +1,121 @@
+/**
+ * Strict XML parsing for security processing (dependencies-and-security.md §2, step 1):
+ * @xmldom/xmldom 0.9 with every parser warning and error fatal, DOCTYPE refused, Ids indexed once
+ * with duplicates rejected (signature wrapping).
+ */
+import { DOMParser, XMLSerializer } from '@xmldom/xmldom';
+import type { Document, Element, Node } from '@xmldom/xmldom';
+import { CryptoError } from './errors.ts';
+
+export type { Document, Element, Node };
+
+export const ELEMENT_NODE = 1;
+export const TEXT_NODE = 3;
+export const CDATA_SECTION_NODE = 4;
+export const PROCESSING_INSTRUCTION_NODE = 7;
+export const COMMENT_NODE = 8;
+export const DOCUMENT_NODE = 9;
+export const DOCUMENT_TYPE_NODE = 10;
+
+export function parseXml(input: string | Buffer): Document {
+  const text = typeof input === 'string' ? input : input.toString('utf8');
+  // Refuse DTDs before the parser sees them: no entity expansion, no external fetches, no billion laughs.
+  if (/<!DOCTYPE|<!ENTITY/i.test(text)) {
+    throw new CryptoError('ERR_XML_DOCTYPE', 'DOCTYPE and entity declarations are not allowed');
+  }
+  let doc: Document;
+  try {
+    const parser = new DOMParser({
+      onError: (level: string, msg: string) => {
+        throw new CryptoError('ERR_XML_MALFORMED', `XML ${level}: ${msg}`);
+      },
+    });
+    doc = parser.parseFromString(text, 'text/xml');
+  } catch (e) {
+    if (e instanceof CryptoError) throw e;
+    throw new CryptoError('ERR_XML_MALFORMED', `XML not well-formed: ${(e as Error).message}`, { cause: e });
+  }
+  if (!doc.documentElement) throw new CryptoError('ERR_XML_MALFORMED', 'XML has no document element');
+  for (let n = doc.firstChild; n; n = n.nextSibling) {
+    if (n.nodeType === DOCUMENT_TYPE_NODE) throw new CryptoError('ERR_XML_DOCTYPE', 'DOCTYPE is not allowed');
+  }
+  return doc;
+}
+
+export function serializeXml(node: Node): string {
+  return new XMLSerializer().serializeToString(node);
+}
+
+/** Child elements of `parent`, optionally filtered by namespace and local name. */
+export function childElements(parent: Node, ns?: string | null, localName?: string): Element[] {
+  const out: Element[] = [];
+  for (let n = parent.firstChild; n; n = n.nextSibling) {
+    if (n.nodeType !== ELEMENT_NODE) continue;
+    const el = n as Element;
+    if (ns !== undefined && el.namespaceURI !== ns) continue;
+    if (localName !== undefined && el.localName !== localName) continue;
+    out.push(el);
+  }
+  return out;
+}
+
+/** Exactly one child element of this name, or a structural error with `code`. */
+export function onlyChild(
+  parent: Node,
+  ns: string | null,
+  localName: string,
+  code: 'ERR_SIG_STRUCTURE' | 'ERR_ENC_STRUCTURE' | 'ERR_XML_MALFORMED' = 'ERR_XML_MALFORMED',
+): Element {
+  const found = childElements(parent, ns, localName);
+  if (found.length !== 1) {
+    throw new CryptoError(code, `expected exactly one ${localName}, found ${found.length}`);
+  }
+  return found[0] as Element;
+}
+
+export function optionalChild(parent: Node, ns: string | null, localName: string, code: 'ERR_SIG_STRUCTURE' | 'ERR_ENC_STRUCTURE' | 'ERR_XML_MALFORMED' = 'ERR_XML_MALFORMED'): Element | undefined {
+  const found = childElements(parent, ns, localName);
+  if (found.length > 1) throw new CryptoError(code, `expected at most one ${localName}, found ${found.length}`);
+  return found[0];
+}
+
+/** Concatenated text of a node; comments and PIs are skipped (CVE-2025-29775: never read a comment as data). */
+export function textContent(node: Node): string {
+  let s = '';
+  for (let n = node.firstChild; n; n = n.nextSibling) {
+    if (n.nodeType === TEXT_NODE || n.nodeType === CDATA_SECTION_NODE) s += (n as unknown as { data: string }).data;
+    else if (n.nodeType === ELEMENT_NODE) s += textContent(n);
+  }
+  return s;
+}
+
+/** Text of an element that must hold only text: a comment or element inside is a structural error. */
+export function strictText(el: Element, code: 'ERR_SIG_STRUCTURE' | 'ERR_ENC_STRUCTURE'): string {
+  let s = '';
+  for (let n = el.firstChild; n; n = n.nextSibling) {
+    if (n.nodeType === TEXT_NODE || n.nodeType === CDATA_SECTION_NODE) s += (n as unknown as { data: string }).data;
+    else throw new CryptoError(code, `${el.localName} must contain text only`);
+  }
+  return s;
+}
+
+/**
+ * Index all elements by their Id attributes (names given, unqualified, e.g. ["Id", "ID", "id"]).
+ * Duplicate values anywhere in the document are rejected (XML-DSig best practices, signature wrapping).
+ */
+export function indexIds(doc: Document | Element, idAttrs: readonly string[] = ['Id', 'ID', 'id']): Map<string, Element> {
+  const map = new Map<string, Element>();
+  const root = (doc.nodeType === DOCUMENT_NODE ? (doc as Document).documentElement : doc) as Element;
+  const stack: Element[] = [root];
+  while (stack.length) {
+    const el = stack.pop() as Element;
+    for (const name of idAttrs) {
+      const attr = el.getAttributeNode(name);
+      if (!attr || attr.namespaceURI) continue;
+      if (map.has(attr.value)) throw new CryptoError('ERR_XML_DUPLICATE_ID', `duplicate Id "${attr.value}"`);
+      map.set(attr.value, el);
+    }
+    for (let n = el.lastChild; n; n = n.previousSibling) if (n.nodeType === ELEMENT_NODE) stack.push(n as Element);
+  }
+  return map;
+}
