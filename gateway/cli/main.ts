@@ -1,0 +1,23 @@
+/** The `amtsbote` command line. Each command group lives in its own module. */
+import { Command, CommanderError } from 'commander';
+import { registerXml } from './xml.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('amtsbote')
+    .description('Amtsbote: OSCI-Transport 1.2 intermediary and gateway for secure electronic mailboxes')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 ok, 1 verification/check failed, 2 unreadable input or usage error, 3 remote/network, 4 unauthorised, 5 internal.',
+    );
+  registerXml(program);
+  return program;
+}
+
+const program = buildProgram();
+program.exitOverride((err: CommanderError) => {
+  // Usage errors exit 2 (the table's ERR_USAGE), help/version exit 0.
+  process.exit(err.exitCode === 0 ? 0 : 2);
+});
+await program.parseAsync(process.argv);
