@@ -197,10 +197,9 @@ class Canonicalizer {
           afterRoot = true;
           break;
         case PI:
-          // xmldom keeps the XML declaration as a PI named xml; it is not part of the data model (C14N §2.1).
-          if ((n as ProcessingInstruction).target === 'xml') break;
-        // falls through
         case COMMENT: {
+          // xmldom keeps the XML declaration as a PI named xml; it is not part of the data model (C14N §2.1).
+          if (n.nodeType === PI && (n as ProcessingInstruction).target === 'xml') break;
           const text = this.leaf(n);
           if (text) this.out += afterRoot ? '\n' + text : text + '\n';
           break;
