@@ -1,0 +1,222 @@
+/**
+ * Writes OSCI MIME multipart/related messages the way the reference library does (osci-protocol.md §4,
+ * §11): optional entity headers at the start of the body, `--boundary CRLF headers CRLF CRLF body CRLF`
+ * per part, `--boundary-- CRLF` at the end; bodies streamed, never re-encoded.
+ */
+import { randomInt } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { OsciError } from './errors.ts';
+import { assertWritableHeader, formatParam, isValidBoundary } from './mime-headers.ts';
+
+export interface MultipartPartInput {
+  /** Written in the given order. */
+  headers: Record<string, string>;
+  /** A Buffer, a stream, or a factory opened only when the part is reached. */
+  body: Buffer | Readable | (() => Readable);
+}
+
+export interface WriteMultipartOptions {
+  /** Default: `newBoundary()`. */
+  boundary?: string;
+  /** `type` parameter: media type of the root part. Default `text/xml`. */
+  type?: string;
+  /** `start` parameter: Content-ID of the root part (without brackets). The reference library omits it. */
+  start?: string;
+  /** Also write `MIME-Version` and `Content-Type` at the start of the body, as the reference library does. */
+  includeTopHeaders: boolean;
+}
+
+export interface WrittenMultipart {
+  /** Entity headers: `MIME-Version` and `Content-Type`. */
+  headers: Record<string, string>;
+  boundary: string;
+  stream: Readable;
+  /** Total bytes of `stream`, when every body size is known (Buffer, or a declared Content-Length). */
+  length?: number;
+}
+
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/**
+ * `MIME_boundary_` + 32 random [A-Za-z0-9] (≈190 bits), the reference library's shape without its
+ * `+` and `/`, so the boundary is an RFC 2045 token and never needs quoting.
+ */
+export function newBoundary(): string {
+  let s = 'MIME_boundary_';
+  for (let i = 0; i < 32; i++) s += ALNUM[randomInt(ALNUM.length)];
+  return s;
+}
+
+/** Headers of the SOAP part as the reference library writes them. */
+export function soapPartHeaders(contentId = 'osci@message'): Record<string, string> {
+  return {
+    'Content-Type': 'text/xml; charset=UTF-8',
+    'Content-Transfer-Encoding': '8bit',
+    'Content-ID': formatContentId(contentId),
+  };
+}
+
+/**
+ * Headers of a raw binary part (attachment, or the transport-encrypted `osci_enc` part). We write the
+ * standard token `binary` where the reference library writes `8-bit` for attachments.
+ */
+export function binaryPartHeaders(
+  contentId: string,
+  size?: number,
+  contentType = 'application/octet-stream',
+): Record<string, string> {
+  const h: Record<string, string> = {
+    'Content-Type': contentType,
+    'Content-Transfer-Encoding': 'binary',
+    'Content-ID': formatContentId(contentId),
+  };
+  if (size !== undefined) h['Content-Length'] = String(size);
+  return h;
+}
+
+/** `id` → `<id>`; refuses ids that could break the header or the `cid:` reference. */
+export function formatContentId(id: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (id.length === 0 || /[<>\s\x00-\x1f\x7f]/.test(id)) {
+    throw new OsciError('ERR_MIME_MALFORMED', `Content-ID ${JSON.stringify(id)} is not usable`);
+  }
+  return `<${id}>`;
+}
+
+/** `Multipart/Related; boundary=…; type=…` with RFC 2045 quoting where a value needs it. */
+export function multipartContentType(boundary: string, type = 'text/xml', start?: string): string {
+  // `type=text/xml` stays unquoted like the reference library's; its parser accepts either form.
+  const typeValue = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\/[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(type) ? type : formatParam(type);
+  let v = `Multipart/Related; boundary=${formatParam(boundary)}; type=${typeValue}`;
+  if (start !== undefined) v += `; start=${formatParam(formatContentId(start))}`;
+  return v;
+}
+
+function headerValue(headers: Record<string, string>, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === lower) return v;
+  return undefined;
+}
+
+/** Incremental search for a delimiter across chunk edges (keeps length-1 bytes of carry). */
+class DelimiterScan {
+  private carry: Buffer;
+  constructor(
+    private readonly delimiter: Buffer,
+    initial: Buffer,
+  ) {
+    this.carry = initial;
+  }
+  push(chunk: Buffer): boolean {
+    const joined = this.carry.length === 0 ? chunk : Buffer.concat([this.carry, chunk]);
+    if (joined.indexOf(this.delimiter) !== -1) return true;
+    const keep = Math.min(joined.length, this.delimiter.length - 1);
+    this.carry = Buffer.from(joined.subarray(joined.length - keep));
+    return false;
+  }
+}
+
+const CRLF = Buffer.from('\r\n');
+
+/** Serialises parts into a MIME multipart/related stream. Throws OsciError on unusable input. */
+export function writeMultipart(parts: readonly MultipartPartInput[], opts: WriteMultipartOptions): WrittenMultipart {
+  const boundary = opts.boundary ?? newBoundary();
+  if (!isValidBoundary(boundary)) throw new OsciError('ERR_MIME_MALFORMED', 'boundary is not 1-70 valid characters');
+  if (parts.length === 0) throw new OsciError('ERR_MIME_MALFORMED', 'a multipart needs at least one part');
+  const contentType = multipartContentType(boundary, opts.type, opts.start);
+  const headers: Record<string, string> = { 'MIME-Version': '1.0', 'Content-Type': contentType };
+  const delimiter = Buffer.from(`\r\n--${boundary}`, 'latin1');
+
+  const top = opts.includeTopHeaders
+    ? Buffer.from(`MIME-Version: 1.0\r\nContent-Type: ${contentType}\r\n\r\n`, 'latin1')
+    : Buffer.alloc(0);
+  const heads: Buffer[] = [];
+  const sizes: Array<number | undefined> = [];
+  for (const [i, part] of parts.entries()) {
+    let text = `--${boundary}\r\n`;
+    for (const [name, value] of Object.entries(part.headers)) {
+      assertWritableHeader(name, value);
+      text += `${name}: ${value}\r\n`;
+    }
+    heads.push(Buffer.from(`${text}\r\n`, 'latin1'));
+    const declared = headerValue(part.headers, 'Content-Length');
+    if (declared !== undefined && !/^\d{1,15}$/.test(declared)) {
+      throw new OsciError('ERR_MIME_MALFORMED', `part ${i + 1}: invalid Content-Length`);
+    }
+    if (Buffer.isBuffer(part.body)) {
+      if (declared !== undefined && Number(declared) !== part.body.length) {
+        throw new OsciError('ERR_MIME_MALFORMED', `part ${i + 1}: Content-Length differs from the body`);
+      }
+      if (new DelimiterScan(delimiter, CRLF).push(part.body)) {
+        throw new OsciError('ERR_MIME_MALFORMED', `part ${i + 1}: body contains the boundary`);
+      }
+      sizes.push(part.body.length);
+    } else {
+      sizes.push(declared === undefined ? undefined : Number(declared));
+    }
+  }
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1');
+  const between = CRLF; // body CRLF --boundary: the CRLF belongs to the next delimiter
+
+  let length: number | undefined = top.length + tail.length;
+  for (const [i, head] of heads.entries()) {
+    const size = sizes[i];
+    if (length === undefined || size === undefined) {
+      length = undefined;
+      continue;
+    }
+    length += head.length + size + (i > 0 ? between.length : 0);
+  }
+
+  async function* generate(): AsyncGenerator<Buffer> {
+    if (top.length > 0) yield top;
+    for (const [i, part] of parts.entries()) {
+      if (i > 0) yield between;
+      yield heads[i] as Buffer;
+      const body = part.body;
+      if (Buffer.isBuffer(body)) {
+        if (body.length > 0) yield body;
+        continue;
+      }
+      const stream = typeof body === 'function' ? body() : body;
+      const scan = new DelimiterScan(delimiter, CRLF);
+      const expected = sizes[i];
+      let n = 0;
+      for await (const chunk of stream as AsyncIterable<unknown>) {
+        if (!(chunk instanceof Uint8Array)) {
+          throw new OsciError('ERR_INTERNAL', `part ${i + 1}: body stream yields text, not bytes`);
+        }
+        const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        n += buf.length;
+        if (expected !== undefined && n > expected) {
+          throw new OsciError('ERR_INTERNAL', `part ${i + 1}: body longer than its Content-Length`);
+        }
+        if (scan.push(buf)) throw new OsciError('ERR_MIME_MALFORMED', `part ${i + 1}: body contains the boundary`);
+        if (buf.length > 0) yield buf;
+      }
+      if (expected !== undefined && n !== expected) {
+        throw new OsciError('ERR_INTERNAL', `part ${i + 1}: body shorter than its Content-Length`);
+      }
+    }
+    yield tail;
+  }
+
+  const result: WrittenMultipart = {
+    headers,
+    boundary,
+    stream: Readable.from(generate(), { objectMode: false }),
+  };
+  if (length !== undefined) result.length = length;
+  return result;
+}
+
+/** Convenience: the whole message in memory (tests, small responses). */
+export async function writeMultipartBuffer(
+  parts: readonly MultipartPartInput[],
+  opts: WriteMultipartOptions,
+): Promise<{ headers: Record<string, string>; boundary: string; body: Buffer }> {
+  const w = writeMultipart(parts, opts);
+  const chunks: Buffer[] = [];
+  for await (const c of w.stream) chunks.push(c as Buffer);
+  return { headers: w.headers, boundary: w.boundary, body: Buffer.concat(chunks) };
+}
