@@ -10,7 +10,6 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** RFC 2046 bchars: DIGIT / ALPHA / "'" / "(" / ")" / "+" / "_" / "," / "-" / "." / "/" / ":" / "=" / "?" / " " */
 const BCHARS = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/;
 // Control characters other than HT are not allowed in header values (header injection, RFC 5322 §2.2).
-// eslint-disable-next-line no-control-regex
 const BAD_VALUE_CHARS = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 function malformed(message: string): OsciError {

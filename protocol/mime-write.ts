@@ -76,7 +76,6 @@ export function binaryPartHeaders(
 
 /** `id` → `<id>`; refuses ids that could break the header or the `cid:` reference. */
 export function formatContentId(id: string): string {
-  // eslint-disable-next-line no-control-regex
   if (id.length === 0 || /[<>\s\x00-\x1f\x7f]/.test(id)) {
     throw new OsciError('ERR_MIME_MALFORMED', `Content-ID ${JSON.stringify(id)} is not usable`);
   }
