@@ -1,0 +1,116 @@
+/**
+ * Server configuration: embedded defaults (SQLite under ./data, dev PKI in certs-dev/), overridden by an
+ * optional JSON file (--config) and then by command-line options. Unknown keys are refused so that a typo
+ * never silently falls back to a default.
+ */
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { OsciError } from '../protocol/errors.ts';
+
+/** A key pair on disk: PEM key + certificate, or a PKCS#12 file whose PIN is in an environment variable. */
+export type KeyRef = { key: string; cert: string; pinEnv?: string } | { p12: string; pinEnv: string };
+
+export interface ParticipantConfig {
+  id: string;
+  name?: string;
+  /** Passive recipients (acceptDelivery/processDelivery) are reached at this URL. */
+  endpointUrl?: string;
+  signatureCerts: string[];
+  cipherCerts: string[];
+}
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  /** Base URL announced in the directory and the start-up hint. */
+  publicUrl?: string;
+  dataDir: string;
+  /** sqlite:PATH or postgres://... */
+  db: string;
+  /** The intermediary's own keys: either a folder with {signature,cipher}.{key,cert}.pem, or explicit key refs. */
+  identityDir?: string;
+  identity?: { signature: KeyRef; cipher: KeyRef };
+  /** Development PKI: created on first run when the identity folder is missing. */
+  devPki: { enabled: boolean; dir: string; bits: number };
+  /** Trust anchors (PEM/DER files) for certificates in messages; the dev CA is added when devPki is enabled. */
+  trustAnchors: string[];
+  crls: string[];
+  /** Accept certificates that do not chain to an anchor but are registered for a participant (e.g. the Governikus test PKI). */
+  trustRegisteredCertificates: boolean;
+  participants: ParticipantConfig[];
+  /** Register every identity of the dev PKI as a mailbox on start-up. */
+  registerDevIdentities: boolean;
+  limits: { maxMessageBytes: number; maxAttachments: number; maxInMemoryPartBytes: number };
+  /** Minimum RSA key size accepted in messages (BSI TR-02102: 3000; the reference test keys are 4096). */
+  minRsaBits: number;
+  logLevel: string;
+}
+
+export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
+  host: '127.0.0.1',
+  port: 8080,
+  dataDir: 'data',
+  db: 'sqlite:data/amtsbote.db',
+  identityDir: 'certs-dev/intermediary',
+  devPki: { enabled: true, dir: 'certs-dev', bits: 3072 },
+  trustAnchors: [],
+  crls: [],
+  trustRegisteredCertificates: true,
+  participants: [],
+  registerDevIdentities: true,
+  limits: { maxMessageBytes: 200 * 1024 * 1024, maxAttachments: 1000, maxInMemoryPartBytes: 16 * 1024 * 1024 },
+  minRsaBits: 2048,
+  logLevel: 'info',
+});
+
+const KEYS = new Set(Object.keys(DEFAULT_CONFIG).concat(['publicUrl', 'identity']));
+
+function bad(msg: string): never {
+  throw new OsciError('ERR_USAGE', `configuration: ${msg}`);
+}
+
+/** Reads a JSON configuration file; relative paths in it are relative to the file's folder. */
+export function loadConfigFile(file: string): Partial<ServerConfig> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    bad(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad(`${file} must hold a JSON object`);
+  for (const k of Object.keys(raw)) if (!KEYS.has(k)) bad(`unknown key "${k}" in ${file}`);
+  const base = resolve(file, '..');
+  const rel = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const c = raw as Partial<ServerConfig>;
+  const out: Partial<ServerConfig> = { ...c };
+  if (c.dataDir) out.dataDir = rel(c.dataDir);
+  if (c.db?.startsWith('sqlite:')) out.db = `sqlite:${rel(c.db.slice(7))}`;
+  if (c.identityDir) out.identityDir = rel(c.identityDir);
+  if (c.trustAnchors) out.trustAnchors = c.trustAnchors.map(rel);
+  if (c.crls) out.crls = c.crls.map(rel);
+  if (c.devPki) out.devPki = { ...DEFAULT_CONFIG.devPki, ...c.devPki, dir: rel(c.devPki.dir ?? DEFAULT_CONFIG.devPki.dir) };
+  const relKey = (k: KeyRef): KeyRef => ('p12' in k ? { ...k, p12: rel(k.p12) } : { ...k, key: rel(k.key), cert: rel(k.cert) });
+  if (c.identity) out.identity = { signature: relKey(c.identity.signature), cipher: relKey(c.identity.cipher) };
+  if (c.participants) {
+    out.participants = c.participants.map((p) => {
+      if (!p.id || !Array.isArray(p.signatureCerts) || !Array.isArray(p.cipherCerts)) bad(`participant entries need id, signatureCerts[], cipherCerts[]`);
+      return { ...p, signatureCerts: p.signatureCerts.map(rel), cipherCerts: p.cipherCerts.map(rel) };
+    });
+  }
+  return out;
+}
+
+export function resolveConfig(...layers: Array<Partial<ServerConfig> | undefined>): ServerConfig {
+  const c: ServerConfig = structuredClone({ ...DEFAULT_CONFIG }) as ServerConfig;
+  for (const l of layers) {
+    if (!l) continue;
+    for (const [k, v] of Object.entries(l)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v;
+  }
+  if (!Number.isInteger(c.port) || c.port < 0 || c.port > 65535) bad(`port ${c.port} is not a TCP port`);
+  if (!/^(sqlite:|postgres(ql)?:\/\/)/.test(c.db)) bad(`db must be sqlite:PATH or postgres://..., got ${c.db}`);
+  c.dataDir = resolve(c.dataDir);
+  if (c.db.startsWith('sqlite:')) c.db = `sqlite:${resolve(c.db.slice(7))}`;
+  c.devPki = { ...c.devPki, dir: resolve(c.devPki.dir) };
+  if (c.identityDir) c.identityDir = resolve(c.identityDir);
+  return c;
+}
