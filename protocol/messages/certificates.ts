@@ -36,6 +36,11 @@ export function certificate(role: CertificateRole, usage: CertificateUsage, der:
   return { role, usage, der, id: certificateId(role, usage, der, index) };
 }
 
+/** base64 in 76-character lines joined by LF, as [J] writes X509Certificate (keeps the block's C14N digest identical). */
+export function base64Lines(der: Buffer): string {
+  return (der.toString('base64').match(/.{1,76}/g) ?? []).join('\n');
+}
+
 const key = (c: { usage: CertificateUsage; role: CertificateRole }): SlotKey => `${c.usage}:${c.role}`;
 
 export function isIntermediary(c: Certificate): boolean {
@@ -64,7 +69,7 @@ export function buildCertificatesBlock(
       if (key(c) !== key(s)) continue;
       children.push(
         el(doc, OSCI_NS, `osci:${s.name}`, { Id: c.id }, [
-          el(doc, DS_NS, 'ds:X509Data', {}, [el(doc, DS_NS, 'ds:X509Certificate', {}, [c.der.toString('base64')])]),
+          el(doc, DS_NS, 'ds:X509Data', {}, [el(doc, DS_NS, 'ds:X509Certificate', {}, [base64Lines(c.der)])]),
         ]),
       );
     }
