@@ -621,6 +621,12 @@ class PathBuilder {
     }
     const weak = WEAK_SIGNATURES.get(childInfo.signatureAlgorithm);
     if (weak) errs.push(untrusted(`${childName} is signed with ${weak}, which is refused`));
+    // pathLenConstraint is honoured on every CA including the anchor (stricter than RFC 5280 §6.1.4(m), like OpenSSL).
+    const below = path.length - 1; // intermediate CA certificates between the leaf and `parent`
+    const limit = parentInfo.basicConstraints?.pathLength;
+    if (limit !== undefined && below > limit) {
+      errs.push(untrusted(`path length ${below} below ${parentName} exceeds its pathLenConstraint ${limit} (RFC 5280 §6.1.4(m))`));
+    }
     // A configured self-signed anchor is trusted as configured (RFC 5280 §6.1.1(d)); every other issuer must be a CA.
     if (this.isAnchor(parent) && isSelfIssued(parent)) return errs;
     if (parentInfo.basicConstraints?.ca !== true) {
@@ -628,11 +634,6 @@ class PathBuilder {
     }
     if (parentInfo.keyUsage && !parentInfo.keyUsage.includes('keyCertSign')) {
       errs.push(untrusted(`${parentName} lacks keyUsage keyCertSign (RFC 5280 §6.1.4(n))`));
-    }
-    const below = path.length - 1; // intermediate CA certificates between the leaf and `parent`
-    const limit = parentInfo.basicConstraints?.pathLength;
-    if (limit !== undefined && below > limit) {
-      errs.push(untrusted(`path length ${below} below ${parentName} exceeds its pathLenConstraint ${limit} (RFC 5280 §6.1.4(m))`));
     }
     const crit = unsupportedCritical(parentInfo);
     if (crit.length > 0) errs.push(untrusted(`${parentName} has unsupported critical extensions ${crit.join(', ')}`));
