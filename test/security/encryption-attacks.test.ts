@@ -3,15 +3,14 @@
  * algorithms, a confused mgf1p, key-size mismatches, DOCTYPE/entities in decrypted fragments, dereferencing.
  */
 import { expect } from 'chai';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createPrivateKey } from 'node:crypto';
 import { ALIASES, NS, withPolicy } from '../../crypto/algorithms.ts';
 import { DECRYPT_FAILED, gcmEncrypt } from '../../crypto/aesgcm.ts';
 import { isCryptoError } from '../../crypto/errors.ts';
 import { parseXml, serializeXml } from '../../crypto/xml.ts';
 import type { Document, Element } from '../../crypto/xml.ts';
-import { buildEncryptedKey, decryptCipherReferenceStream, decryptEncryptedData, decryptInPlace, encryptBinary, encryptElement, XENC_TYPE } from '../../crypto/xenc.ts';
+import { buildEncryptedKey, decryptCipherReferenceStream, decryptInPlace, encryptBinary, encryptElement, XENC_TYPE } from '../../crypto/xenc.ts';
 import type { DecryptOptions } from '../../crypto/xenc.ts';
 import { requireShared, shared } from '../helpers/env.ts';
 
