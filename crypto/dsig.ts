@@ -47,7 +47,6 @@ export type { ByteSource };
 
 export const EXC_C14N_NS = 'http://www.w3.org/2001/10/xml-exc-c14n#';
 const ENVELOPED = 'http://www.w3.org/2000/09/xmldsig#enveloped-signature';
-const BASE64 = 'http://www.w3.org/2000/09/xmldsig#base64';
 const DEFAULT_ID_ATTRS: readonly string[] = Object.freeze(['Id', 'ID', 'id']);
 
 export type SignReference =
