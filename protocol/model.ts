@@ -123,6 +123,11 @@ interface RequestBase {
   controlBlock: ControlBlock;
   /** DesiredLanguages@LanguagesList (xsd:language list, at least one). */
   desiredLanguages: string[];
+  /**
+   * Both *Certificates blocks in one list, in template order (IntermediaryCertificates: cipher, signature;
+   * NonIntermediaryCertificates: cipher originator, other authors, addressee, other readers, then signature
+   * originator, other authors, addressee). The builder writes that order; the parser returns it.
+   */
   certificates: Certificate[];
   featureDescription?: FeatureDescription;
 }

@@ -37,8 +37,8 @@ export function certificate(role: CertificateRole, usage: CertificateUsage, der:
 }
 
 /** base64 in 76-character lines joined by LF, as [J] writes X509Certificate (keeps the block's C14N digest identical). */
-export function base64Lines(der: Buffer): string {
-  return (der.toString('base64').match(/.{1,76}/g) ?? []).join('\n');
+export function base64Lines(der: Uint8Array): string {
+  return (Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64').match(/.{1,76}/g) ?? []).join('\n');
 }
 
 const key = (c: { usage: CertificateUsage; role: CertificateRole }): SlotKey => `${c.usage}:${c.role}`;
