@@ -64,6 +64,8 @@ export const SIGNATURES = freezeAll<SignatureAlg>([
   { kind: 'signature', uri: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha512', hash: 'sha512', padding: 'pkcs1' },
   { kind: 'signature', uri: 'http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1', hash: 'sha256', padding: 'pss', saltLength: 32 },
   { kind: 'signature', uri: 'http://www.w3.org/2007/05/xmldsig-more#sha512-rsa-MGF1', hash: 'sha512', padding: 'pss', saltLength: 64 },
+  // Expired (osci-protocol.md §9): never in DEFAULT_POLICY; only a test policy may list it to exercise structural defences.
+  { kind: 'signature', uri: 'http://www.w3.org/2000/09/xmldsig#rsa-sha1', hash: 'sha1', padding: 'pkcs1' },
 ]);
 
 export const C14NS = freezeAll<C14nAlg>([
@@ -143,7 +145,7 @@ export interface CryptoPolicy {
 }
 
 export const DEFAULT_POLICY: CryptoPolicy = Object.freeze({
-  signatures: Object.freeze([...SIGNATURES.keys()]),
+  signatures: Object.freeze([...SIGNATURES.values()].filter((a) => a.hash !== 'sha1').map((a) => a.uri)),
   digests: Object.freeze([...DIGESTS.values()].filter((d) => d.hash !== 'sha1').map((d) => d.uri)),
   c14n: Object.freeze([...C14NS.keys()]),
   transforms: Object.freeze([...TRANSFORMS.keys()]),
@@ -165,12 +167,13 @@ function lookup<T extends Algorithm>(
   what: string,
 ): Readonly<T> {
   if (!uri) throw new CryptoError('ERR_ALG_NOT_ALLOWED', `missing ${what} Algorithm attribute`);
+  const alg = table.get(uri);
+  // A policy that explicitly lists a registered URI (tests only, for expired ones) wins over the refusal list.
+  if (alg && allowed.includes(uri)) return alg;
   const refused = REFUSED.get(uri);
   if (refused) throw new CryptoError('ERR_ALG_NOT_ALLOWED', `${what} ${uri} refused: ${refused}`);
-  const alg = table.get(uri);
   if (!alg) throw new CryptoError('ERR_ALG_NOT_ALLOWED', `${what} ${uri} is not in the algorithm registry`);
-  if (!allowed.includes(uri)) throw new CryptoError('ERR_ALG_NOT_ALLOWED', `${what} ${uri} is not allowed by the policy`);
-  return alg;
+  throw new CryptoError('ERR_ALG_NOT_ALLOWED', `${what} ${uri} is not allowed by the policy`);
 }
 
 export const resolveSignature = (p: CryptoPolicy, uri: string | null | undefined) => lookup(SIGNATURES, p.signatures, uri, 'signature method');
