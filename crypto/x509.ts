@@ -668,8 +668,14 @@ interface RevocationStatus {
 }
 
 function revocationStatus(cert: X509Certificate, issuer: X509Certificate, crls: CrlInfo[], at: Date): RevocationStatus {
-  const info = certificateInfo(cert);
-  const issuerInfo = certificateInfo(issuer);
+  let info: CertificateInfo;
+  let issuerInfo: CertificateInfo;
+  try {
+    info = certificateInfo(cert);
+    issuerInfo = certificateInfo(issuer);
+  } catch (e) {
+    return { revoked: undefined, notes: [`no revocation check: ${(e as Error).message}`] };
+  }
   const notes: string[] = [];
   let revoked: boolean | undefined;
   for (const crl of crls) {
@@ -770,7 +776,13 @@ export function checkCertificate(cert: X509Certificate, opts: CheckCertificateOp
   if (leafCrit.length > 0) chainErrors.push(untrusted(`unsupported critical extensions ${leafCrit.join(', ')} (RFC 5280 §4.2)`));
 
   for (const c of attempt.path) {
-    const ci = certificateInfo(c);
+    let ci: CertificateInfo;
+    try {
+      ci = certificateInfo(c);
+    } catch (e) {
+      validityErrors.push({ code: 'ERR_CERT_UNTRUSTED', message: `unreadable certificate in the path: ${(e as Error).message}` });
+      continue;
+    }
     if (at.getTime() < ci.notBefore.getTime()) {
       validityErrors.push({ code: 'ERR_CERT_NOT_YET_VALID', message: `${ci.subject} is valid only from ${ci.notBefore.toISOString()}` });
     } else if (at.getTime() > ci.notAfter.getTime()) {
@@ -797,7 +809,9 @@ export function checkCertificate(cert: X509Certificate, opts: CheckCertificateOp
     }
   }
   let revoked: boolean | undefined;
-  const leafIssuer = leafIsAnchor && selfIssued ? cert : attempt.path[1];
+  // Only a CRL of the key that really signed the leaf can speak for it.
+  const pathIssuer = attempt.path[1];
+  const leafIssuer = leafIsAnchor && selfIssued ? cert : pathIssuer && cert.verify(pathIssuer.publicKey) ? pathIssuer : undefined;
   if (leafIssuer && mathOk) {
     const st = revocationStatus(cert, leafIssuer, crls, at);
     revoked = st.revoked;
@@ -807,7 +821,9 @@ export function checkCertificate(cert: X509Certificate, opts: CheckCertificateOp
   let intermediateRevoked = false;
   for (let k = 1; k + 1 < attempt.path.length; k++) {
     const c = attempt.path[k] as X509Certificate;
-    const st = revocationStatus(c, attempt.path[k + 1] as X509Certificate, crls, at);
+    const parent = attempt.path[k + 1] as X509Certificate;
+    if (!c.verify(parent.publicKey)) continue; // a broken link is already an error
+    const st = revocationStatus(c, parent, crls, at);
     if (st.revoked) {
       intermediateRevoked = true;
       revocationErrors.push({ code: 'ERR_CERT_REVOKED', message: `intermediate ${shortName(c)} is revoked` });

@@ -180,6 +180,21 @@ describe('security: certificate trust', function () {
     expect(checkCertificate(leaf, { ...opts, intermediates: [mid.certificate] }).chainOk).to.equal(true);
   });
 
+  it('duplicated extensions (RFC 5280 §4.2) are refused for leaf and intermediate without crashing', () => {
+    const dup = [{ oid: '2.5.29.15', critical: true, value: Buffer.from('03020780', 'hex') }]; // second keyUsage: digitalSignature
+    const leaf = issue(trusted, leafKey, 'dup-leaf', { extraExtensions: dup });
+    const r = checkCertificate(leaf, opts);
+    expect(r.chainOk).to.equal(false);
+    expect(r.errors.map((e) => e.code)).to.deep.equal(['ERR_KEY_INVALID']);
+    expect(assertCode(leaf, opts)).to.equal('ERR_KEY_INVALID');
+    // The leaf is issued by a well-formed twin (same name and key); only the duplicated version is offered.
+    const twin = { certificate: issue(trusted, midKey, 'Dup Mid CA', { ...CA_EXT }), key: midKey };
+    const dupMid = issue(trusted, midKey, 'Dup Mid CA', { ...CA_EXT, extraExtensions: [{ oid: '2.5.29.19', critical: true, value: Buffer.from('30030101ff', 'hex') }] });
+    const below = issue(twin, leafKey, 'under-dup-mid');
+    expect(checkCertificate(below, { ...opts, intermediates: [twin.certificate] }).chainOk).to.equal(true);
+    expectUntrusted(checkCertificate(below, { ...opts, intermediates: [dupMid] }));
+  });
+
   it('an expired intermediate fails validity', () => {
     const mid = { certificate: issue(trusted, midKey, 'Old Mid CA', { ...CA_EXT, notAfter: new Date(T0.getTime() + DAY) }), key: midKey };
     const r = checkCertificate(issue(mid, leafKey, 'under-old-mid'), { ...opts, intermediates: [mid.certificate] });
