@@ -428,11 +428,9 @@ export interface CrlInfo {
   revoked: Array<{ serialHex: string; date: Date }>;
   /** Critical CRL or entry extensions we do not process (delta CRL, IDP, indirect CRL): the CRL is not used. */
   unsupportedCritical: string[];
-  /** @internal */
+  /** The signed TBSCertList, its AlgorithmIdentifier and the signature bits. */
   tbs: Buffer;
-  /** @internal */
-  algId: Tlv;
-  /** @internal */
+  signatureAlgorithmDer: Buffer;
   signature: Buffer;
 }
 
@@ -465,7 +463,7 @@ export function parseCrl(input: Buffer | string): CrlInfo {
       revoked: [],
       unsupportedCritical: [],
       tbs: Buffer.from(whole(tbs as Tlv)),
-      algId: algId as Tlv,
+      signatureAlgorithmDer: Buffer.from(whole(algId as Tlv)),
       signature: Buffer.from(bitString(expect(sig, 0x03, 'signatureValue')).bytes),
     };
     const next = f[i];
@@ -497,7 +495,7 @@ export function parseCrl(input: Buffer | string): CrlInfo {
 /** Verifies the CRL signature with the issuer certificate's key (node:crypto). */
 export function verifyCrlSignature(crl: CrlInfo, issuer: X509Certificate): boolean {
   try {
-    return verifyWith(signatureParams(crl.algId), crl.tbs, crl.signature, issuer);
+    return verifyWith(signatureParams(parseDer(crl.signatureAlgorithmDer)), crl.tbs, crl.signature, issuer);
   } catch {
     return false;
   }
