@@ -7,7 +7,7 @@ import type { Document, Element } from '../crypto/xml.ts';
 import type { Presence } from './model.ts';
 import { OSCI_NS } from './namespaces.ts';
 import { Children, el, isEl, leafText, reqAttr } from './messages/dom.ts';
-import { SoapError } from './messages/errors.ts';
+import { OsciError } from './errors.ts';
 import { base64, dateTime, integerString, oneOf } from './messages/values.ts';
 
 /** order.xsd TimestampType: Plain (xsd:dateTime) or Cryptographic (base64, @Algorithm). */
@@ -153,11 +153,11 @@ export function parseInspection(e: Element): Inspection {
   return out;
 }
 
-function checkProfile(card: ProcessCard, profile: ProcessCardProfile, code: 'ERR_SOAP_MODEL' | 'ERR_SOAP_STRUCTURE'): void {
+function checkProfile(card: ProcessCard, profile: ProcessCardProfile, code: 'ERR_USAGE' | 'ERR_SOAP_MALFORMED'): void {
   for (const k of ['creation', 'forwarding', 'reception'] as const) {
     const has = card[k] !== undefined;
-    if (profile[k] === 'required' && !has) throw new SoapError(code, `ProcessCard: ${k} timestamp is required here`);
-    if (profile[k] === 'prohibited' && has) throw new SoapError(code, `ProcessCard: ${k} timestamp is not allowed here`);
+    if (profile[k] === 'required' && !has) throw new OsciError(code, `ProcessCard: ${k} timestamp is required here`);
+    if (profile[k] === 'prohibited' && has) throw new OsciError(code, `ProcessCard: ${k} timestamp is not allowed here`);
   }
 }
 
@@ -169,7 +169,7 @@ export function buildProcessCardBundle(
   name = 'ProcessCardBundle',
 ): Element {
   const card = bundle.processCard;
-  checkProfile(card, profile, 'ERR_SOAP_MODEL');
+  checkProfile(card, profile, 'ERR_USAGE');
   return el(doc, O, `osci:${name}`, {}, [
     el(doc, O, 'osci:MessageId', {}, [base64(bundle.messageId, 'MessageId', true)]),
     el(doc, O, 'osci:ProcessCard', { RecentModification: dateTime(card.recentModification, 'RecentModification') }, [
@@ -200,7 +200,7 @@ export function parseProcessCardBundle(e: Element, profile: ProcessCardProfile):
   if (forwarding) card.forwarding = parseTimestamp(forwarding);
   if (reception) card.reception = parseTimestamp(reception);
   if (subject) card.subject = leafText(subject);
-  checkProfile(card, profile, 'ERR_SOAP_STRUCTURE');
+  checkProfile(card, profile, 'ERR_SOAP_MALFORMED');
 
   const rc = new Children(report);
   const inspectionReport = rc.many(O, 'Inspection').map(parseInspection);

@@ -12,7 +12,8 @@ import { OSCI_NS, PREFIXES, SOAP_NS, XENC_NS } from './namespaces.ts';
 import { buildProcessCardBundle } from './processcard.ts';
 import { buildCertificatesBlock, isIntermediary } from './messages/certificates.ts';
 import { el } from './messages/dom.ts';
-import { SoapError } from './messages/errors.ts';
+import { CryptoError } from '../crypto/errors.ts';
+import { OsciError, isOsciError } from './errors.ts';
 import {
   HEADER_NS_DECLS,
   buildContentPackage,
@@ -72,16 +73,30 @@ function result(type: MessageType, xsd: string, doc: Document, signedIds: string
 function cidRefs(attachments: readonly string[] | undefined): string[] {
   return (attachments ?? []).map((a) => {
     const id = a.startsWith('cid:') ? a.slice(4) : a;
-    if (!id || /[\s<>]/.test(id)) throw new SoapError('ERR_SOAP_MODEL', `invalid attachment Content-ID "${a}"`);
+    if (!id || /[\s<>]/.test(id)) throw new OsciError('ERR_USAGE', `invalid attachment Content-ID "${a}"`);
     return `cid:${id}`;
   });
 }
 
+/**
+ * Build the envelope of `msg`. A model the message type does not admit (wrong ControlBlock fields, certificate
+ * slots, values outside their XSD type) is refused with ERR_USAGE; fragments with a DOCTYPE and cryptographic
+ * timestamps keep their crypto codes (ERR_XML_DOCTYPE, ERR_ALG_UNSUPPORTED).
+ */
 export function buildSoap(msg: OsciMessage, opts: BuildOptions = {}): BuiltSoap {
+  try {
+    return buildUnchecked(msg, opts);
+  } catch (e) {
+    if (e instanceof CryptoError || (isOsciError(e) && e.code === 'ERR_USAGE')) throw e;
+    throw new OsciError('ERR_USAGE', `cannot build ${String(msg?.type)}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+  }
+}
+
+function buildUnchecked(msg: OsciMessage, opts: BuildOptions): BuiltSoap {
   if (msg.type === 'fault') return buildFault(msg);
   if (msg.type === 'soapMessageEncrypted') return buildEncrypted(msg);
   const spec: TypeSpec | undefined = TYPE_SPECS[msg.type];
-  if (!spec) throw new SoapError('ERR_SOAP_MODEL', `unknown message type ${String((msg as { type: unknown }).type)}`);
+  if (!spec) throw new OsciError('ERR_USAGE', `unknown message type ${String((msg as { type: unknown }).type)}`);
   const type: RequestType | ResponseType = msg.type;
 
   const doc = newEnvelope(['ds', 'osci', 'soap', 'xenc', 'xsi'], spec.xsd);
@@ -101,7 +116,7 @@ export function buildSoap(msg: OsciMessage, opts: BuildOptions = {}): BuiltSoap 
     });
   }
   if ('desiredLanguages' in msg) blocks.push(buildDesiredLanguages(doc, msg.desiredLanguages));
-  else if (spec.kind === 'request') throw new SoapError('ERR_SOAP_MODEL', `${type} needs desiredLanguages`);
+  else if (spec.kind === 'request') throw new OsciError('ERR_USAGE', `${type} needs desiredLanguages`);
 
   blocks.push(...buildQoT(doc, msg, spec));
   const { headerBlock, bodyChild } = typeBlocks(doc, msg);
@@ -136,11 +151,11 @@ export function buildSoap(msg: OsciMessage, opts: BuildOptions = {}): BuiltSoap 
 function buildQoT(doc: Document, msg: OsciMessage, spec: TypeSpec): Element[] {
   const q: Partial<QualityOfTimestamp> | undefined = 'qualityOfTimestamp' in msg ? msg.qualityOfTimestamp : undefined;
   if (spec.qualityOfTimestamp === 'none') {
-    if (q) throw new SoapError('ERR_SOAP_MODEL', `${msg.type} carries no QualityOfTimestamp`);
+    if (q) throw new OsciError('ERR_USAGE', `${msg.type} carries no QualityOfTimestamp`);
     return [];
   }
   if (!q || (spec.qualityOfTimestamp === 'both' && (!q.creation || !q.reception))) {
-    throw new SoapError('ERR_SOAP_MODEL', `${msg.type} needs QualityOfTimestamp for creation and reception`);
+    throw new OsciError('ERR_USAGE', `${msg.type} needs QualityOfTimestamp for creation and reception`);
   }
   const out: Element[] = [];
   if (q.creation) out.push(buildQualityOfTimestamp(doc, 'creation', q.creation));
@@ -186,7 +201,7 @@ function typeBlocks(doc: Document, msg: OsciMessage): { headerBlock?: Element; b
       };
     case 'mediateDelivery':
       if (msg.subject !== undefined && msg.messageId === undefined) {
-        throw new SoapError('ERR_SOAP_MODEL', 'mediateDelivery: Subject only together with MessageId');
+        throw new OsciError('ERR_USAGE', 'mediateDelivery: Subject only together with MessageId');
       }
       return {
         headerBlock: hb('mediateDelivery', [
@@ -258,7 +273,7 @@ function typeBlocks(doc: Document, msg: OsciMessage): { headerBlock?: Element; b
       return { headerBlock: hb('responseToAcceptDelivery', [buildFeedback(doc, msg.feedback)]) };
     case 'responseToMediateDelivery': {
       if (msg.replyProcessCardBundle && !msg.requestProcessCardBundle) {
-        throw new SoapError('ERR_SOAP_MODEL', 'responseToMediateDelivery: ReplyProcessCardBundle only with RequestProcessCardBundle');
+        throw new OsciError('ERR_USAGE', 'responseToMediateDelivery: ReplyProcessCardBundle only with RequestProcessCardBundle');
       }
       const out: { headerBlock: Element; bodyChild?: Element } = {
         headerBlock: hb('responseToMediateDelivery', [
@@ -274,7 +289,7 @@ function typeBlocks(doc: Document, msg: OsciMessage): { headerBlock?: Element; b
     }
     case 'responseToProcessDelivery': {
       if (msg.subject !== undefined && msg.messageId === undefined) {
-        throw new SoapError('ERR_SOAP_MODEL', 'responseToProcessDelivery: Subject only together with MessageId');
+        throw new OsciError('ERR_USAGE', 'responseToProcessDelivery: Subject only together with MessageId');
       }
       const out: { headerBlock: Element; bodyChild?: Element } = {
         headerBlock: hb('responseToProcessDelivery', [
@@ -287,14 +302,14 @@ function typeBlocks(doc: Document, msg: OsciMessage): { headerBlock?: Element; b
       return out;
     }
     default:
-      throw new SoapError('ERR_SOAP_MODEL', `no builder for ${msg.type}`);
+      throw new OsciError('ERR_USAGE', `no builder for ${msg.type}`);
   }
 }
 
 /** soap:Fault as [J] SOAPFault writes it: faultcode soap:Client|Server, faultstring, detail/osci:Code. */
 function buildFault(msg: SoapFault): BuiltSoap {
   if (!(FAULT_CODES as readonly string[]).includes(msg.faultCode)) {
-    throw new SoapError('ERR_SOAP_MODEL', `unknown SOAP faultcode ${msg.faultCode}`);
+    throw new OsciError('ERR_USAGE', `unknown SOAP faultcode ${msg.faultCode}`);
   }
   const doc = newEnvelope(['soap', 'osci'], undefined);
   const fault = el(doc, SOAP_NS, 'soap:Fault', {}, [
@@ -313,7 +328,7 @@ function buildEncrypted(msg: SoapMessageEncrypted): BuiltSoap {
   const doc = newEnvelope(['ds', 'soap', 'xenc', 'xsi'], ENCRYPTED_XSD);
   const frag = parseXml(msg.encryptedData).documentElement;
   if (!frag || frag.namespaceURI !== XENC_NS || frag.localName !== 'EncryptedData') {
-    throw new SoapError('ERR_SOAP_MODEL', 'soapMessageEncrypted needs one xenc:EncryptedData');
+    throw new OsciError('ERR_USAGE', 'soapMessageEncrypted needs one xenc:EncryptedData');
   }
   (doc.documentElement as Element).appendChild(el(doc, SOAP_NS, 'soap:Body', {}, [doc.importNode(frag, true) as Element]));
   return result('soapMessageEncrypted', ENCRYPTED_XSD, doc, []);

@@ -3,7 +3,9 @@
  * duplicate Ids refused (signature wrapping), message type detected from Header/Body, element order,
  * cardinality and required attributes checked per soap<Type>.xsd. The Document and the element behind
  * every header block are kept so a verifier can check that all elements the model was read from are signed.
- * Every failure is a typed error (SoapError or CryptoError), never a TypeError.
+ * Every failure is a typed error, never a TypeError: OsciError ERR_SOAP_MALFORMED (structure, values),
+ * ERR_MESSAGE_TYPE_UNKNOWN, ERR_CONTROLBLOCK (ControlBlock against its type's rules, §2), or the CryptoError
+ * of the XML layer (ERR_XML_MALFORMED, ERR_XML_DOCTYPE, ERR_XML_DUPLICATE_ID) / ERR_ALG_UNSUPPORTED.
  */
 import { CryptoError } from '../crypto/errors.ts';
 import { indexIds, parseXml, serializeXml } from '../crypto/xml.ts';
@@ -25,7 +27,7 @@ import { ACTOR_NEXT, ACTOR_NONE, DS_NS, OSCI2017_NS, OSCI_NS, SOAP_NS, XENC_NS, 
 import { parseProcessCardBundle } from './processcard.ts';
 import { parseCertificatesBlock } from './messages/certificates.ts';
 import { Children, elementChildren, emptyElement, isEl, leafText, optAttr, qname, reqAttr } from './messages/dom.ts';
-import { SoapError, isSoapError } from './messages/errors.ts';
+import { OsciError, isOsciError } from './errors.ts';
 import {
   checkHeaderAttrs,
   parseContentPackage,
@@ -78,15 +80,15 @@ export interface ParsedSoap {
 const O = OSCI_NS;
 
 function structure(msg: string): never {
-  throw new SoapError('ERR_SOAP_STRUCTURE', msg);
+  throw new OsciError('ERR_SOAP_MALFORMED', msg);
 }
 
 export function parseSoap(xml: Buffer | string): ParsedSoap {
   try {
     return parseStrict(xml);
   } catch (e) {
-    if (isSoapError(e) || e instanceof CryptoError) throw e;
-    throw new SoapError('ERR_SOAP_STRUCTURE', `malformed OSCI message: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    if (isOsciError(e) || e instanceof CryptoError) throw e;
+    throw new OsciError('ERR_SOAP_MALFORMED', `malformed OSCI message: ${(e as Error)?.message ?? String(e)}`, { cause: e });
   }
 }
 
@@ -175,7 +177,7 @@ function detectType(header: Element, bodyFirst: Element | undefined): RequestTyp
     if (t) found.add(t);
   }
   if (found.size === 0) {
-    throw new SoapError('ERR_SOAP_UNKNOWN_TYPE', `no OSCI message type found${bodyFirst ? ` (Body holds ${qname(bodyFirst)})` : ''}`);
+    throw new OsciError('ERR_MESSAGE_TYPE_UNKNOWN', `no OSCI message type found${bodyFirst ? ` (Body holds ${qname(bodyFirst)})` : ''}`);
   }
   if (found.size > 1) structure(`ambiguous message: ${[...found].join(', ')}`);
   return [...found][0] as RequestType | ResponseType;
@@ -432,7 +434,7 @@ function assemble(type: RequestType | ResponseType, h: HeaderParts, bodyBlock: E
       break;
     }
     default:
-      throw new SoapError('ERR_SOAP_UNKNOWN_TYPE', `no parser for ${String(type)}`);
+      throw new OsciError('ERR_MESSAGE_TYPE_UNKNOWN', `no parser for ${String(type)}`);
   }
   c.end();
   return m;
@@ -451,7 +453,7 @@ function parseFault(fault: Element): SoapFault {
   const ns = codeEl.lookupNamespaceURI(colon < 0 ? null : qn.slice(0, colon));
   const local = qn.slice(colon + 1);
   if (ns !== SOAP_NS || !(FAULT_CODES as readonly string[]).includes(local)) {
-    throw new SoapError('ERR_SOAP_VALUE', `faultcode: invalid value "${qn}"`);
+    throw new OsciError('ERR_SOAP_MALFORMED', `faultcode: invalid value "${qn}"`);
   }
   const out: SoapFault = { type: 'fault', faultCode: local as SoapFault['faultCode'], faultString: leafText(stringEl) };
   if (actorEl) out.faultActor = leafText(actorEl);

@@ -4,7 +4,7 @@ import type { Document, Element } from '../../crypto/xml.ts';
 import type { Certificate, CertificateRole, CertificateUsage } from '../model.ts';
 import { ACTOR_NONE, DS_NS, OSCI_NS } from '../namespaces.ts';
 import { Children, el, leafText, nsDecls, reqAttr } from './dom.ts';
-import { SoapError } from './errors.ts';
+import { OsciError } from '../errors.ts';
 import type { CertBlockSpec, CertSlot, SlotKey } from './spec.ts';
 import { INTERMEDIARY_SLOTS, NON_INTERMEDIARY_SLOTS } from './spec.ts';
 import { base64 } from './values.ts';
@@ -57,10 +57,10 @@ export function buildCertificatesBlock(
   typeName: string,
 ): Element | undefined {
   if (!spec) {
-    if (certs.length > 0) throw new SoapError('ERR_SOAP_MODEL', `${typeName} carries no ${which}`);
+    if (certs.length > 0) throw new OsciError('ERR_USAGE', `${typeName} carries no ${which}`);
     return undefined;
   }
-  checkSlots(certs, spec, which, typeName, 'ERR_SOAP_MODEL');
+  checkSlots(certs, spec, which, typeName, 'ERR_USAGE');
   if (certs.length === 0 && spec.block === 'optional') return undefined;
   const slots = which === 'IntermediaryCertificates' ? INTERMEDIARY_SLOTS : NON_INTERMEDIARY_SLOTS;
   const children: Element[] = [];
@@ -88,19 +88,19 @@ function checkSlots(
   spec: CertBlockSpec,
   which: string,
   typeName: string,
-  code: 'ERR_SOAP_MODEL' | 'ERR_SOAP_STRUCTURE',
+  code: 'ERR_USAGE' | 'ERR_SOAP_MALFORMED',
 ): void {
   const slots = which === 'IntermediaryCertificates' ? INTERMEDIARY_SLOTS : NON_INTERMEDIARY_SLOTS;
   for (const s of slots) {
     const n = certs.filter((c) => key(c) === key(s)).length;
-    if (n > 0 && !spec.allowed.includes(key(s))) throw new SoapError(code, `${typeName}: ${s.name} is not allowed`);
-    if (n > s.max) throw new SoapError(code, `${typeName}: ${s.name} occurs ${n} times`);
+    if (n > 0 && !spec.allowed.includes(key(s))) throw new OsciError(code, `${typeName}: ${s.name} is not allowed`);
+    if (n > s.max) throw new OsciError(code, `${typeName}: ${s.name} occurs ${n} times`);
   }
   for (const r of spec.required ?? []) {
-    if (!certs.some((c) => key(c) === r)) throw new SoapError(code, `${typeName}: ${which} lacks ${r.replace(':', ' ')} certificate`);
+    if (!certs.some((c) => key(c) === r)) throw new OsciError(code, `${typeName}: ${which} lacks ${r.replace(':', ' ')} certificate`);
   }
   for (const c of certs) {
-    if (!slots.some((s) => key(s) === key(c))) throw new SoapError(code, `${typeName}: no ${which} slot for ${key(c)}`);
+    if (!slots.some((s) => key(s) === key(c))) throw new OsciError(code, `${typeName}: no ${which} slot for ${key(c)}`);
   }
 }
 
@@ -127,6 +127,6 @@ export function parseCertificatesBlock(
     }
   }
   c.end();
-  checkSlots(out, spec, which, typeName, 'ERR_SOAP_STRUCTURE');
+  checkSlots(out, spec, which, typeName, 'ERR_SOAP_MALFORMED');
   return out;
 }

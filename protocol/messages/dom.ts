@@ -8,7 +8,7 @@ import {
 } from '../../crypto/xml.ts';
 import type { Document, Element } from '../../crypto/xml.ts';
 import { PREFIXES, XML_NS, XMLNS_NS } from '../namespaces.ts';
-import { SoapError } from './errors.ts';
+import { OsciError } from '../errors.ts';
 
 // ---------------------------------------------------------------- building
 
@@ -22,7 +22,7 @@ function attrNamespace(qname: string): string | null {
   if (prefix === 'xmlns') return XMLNS_NS;
   if (prefix === 'xml') return XML_NS;
   const ns = (PREFIXES as Record<string, string>)[prefix];
-  if (!ns) throw new SoapError('ERR_SOAP_MODEL', `no namespace known for attribute prefix ${prefix}`);
+  if (!ns) throw new OsciError('ERR_USAGE', `no namespace known for attribute prefix ${prefix}`);
   return ns;
 }
 
@@ -60,7 +60,7 @@ export function isEl(e: Element | undefined, ns: string | null, local: string): 
 }
 
 function fail(msg: string): never {
-  throw new SoapError('ERR_SOAP_STRUCTURE', msg);
+  throw new OsciError('ERR_SOAP_MALFORMED', msg);
 }
 
 /** Element children of `parent`; text between them must be whitespace, comments and PIs are skipped. */

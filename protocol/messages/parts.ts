@@ -16,7 +16,7 @@ import type {
 } from '../model.ts';
 import { ACTOR_NEXT, OSCI2017_NS, OSCI_NS, SOAP_NS, XENC_NS, XML_NS } from '../namespaces.ts';
 import { Children, el, emptyElement, leafText, nsDecls, optAttr, qname, reqAttr } from './dom.ts';
-import { SoapError } from './errors.ts';
+import { OsciError } from '../errors.ts';
 import type { ControlBlockSpec } from './spec.ts';
 import { FIXED_IDS } from './spec.ts';
 import { anyUri, base64, boolean, dateTime, language, numberToken, numberValue, oneOf, positiveInteger } from './values.ts';
@@ -35,18 +35,18 @@ export function headerAttrs(id: string, extra: Record<string, string | undefined
 export function checkHeaderAttrs(e: Element, actor: string): void {
   reqAttr(e, 'Id');
   const mu = optAttr(e, 'mustUnderstand', SOAP_NS);
-  if (mu !== '1' && mu !== '0') throw new SoapError('ERR_SOAP_STRUCTURE', `${qname(e)}: soap:mustUnderstand must be 0 or 1`);
-  if (optAttr(e, 'actor', SOAP_NS) !== actor) throw new SoapError('ERR_SOAP_STRUCTURE', `${qname(e)}: soap:actor must be ${actor}`);
+  if (mu !== '1' && mu !== '0') throw new OsciError('ERR_SOAP_MALFORMED', `${qname(e)}: soap:mustUnderstand must be 0 or 1`);
+  if (optAttr(e, 'actor', SOAP_NS) !== actor) throw new OsciError('ERR_SOAP_MALFORMED', `${qname(e)}: soap:actor must be ${actor}`);
 }
 
 // ---------------------------------------------------------------- ControlBlock (§2)
 
-function presence(name: string, has: boolean, rule: Presence, code: 'ERR_SOAP_MODEL' | 'ERR_SOAP_STRUCTURE', typeName: string): void {
-  if (rule === 'required' && !has) throw new SoapError(code, `${typeName}: ControlBlock ${name} is required`);
-  if (rule === 'prohibited' && has) throw new SoapError(code, `${typeName}: ControlBlock ${name} is not allowed`);
+function presence(name: string, has: boolean, rule: Presence, code: 'ERR_USAGE' | 'ERR_CONTROLBLOCK', typeName: string): void {
+  if (rule === 'required' && !has) throw new OsciError(code, `${typeName}: ControlBlock ${name} is required`);
+  if (rule === 'prohibited' && has) throw new OsciError(code, `${typeName}: ControlBlock ${name} is not allowed`);
 }
 
-function checkControlBlock(cb: ControlBlock, spec: ControlBlockSpec, code: 'ERR_SOAP_MODEL' | 'ERR_SOAP_STRUCTURE', typeName: string): void {
+function checkControlBlock(cb: ControlBlock, spec: ControlBlockSpec, code: 'ERR_USAGE' | 'ERR_CONTROLBLOCK', typeName: string): void {
   presence('ConversationId', cb.conversationId !== undefined, spec.conversationId, code, typeName);
   presence('SequenceNumber', cb.sequenceNumber !== undefined, spec.sequenceNumber, code, typeName);
   presence('Response', cb.response !== undefined, spec.response, code, typeName);
@@ -54,10 +54,10 @@ function checkControlBlock(cb: ControlBlock, spec: ControlBlockSpec, code: 'ERR_
 }
 
 export function buildControlBlock(doc: Document, cb: ControlBlock, spec: ControlBlockSpec, typeName: string): Element {
-  checkControlBlock(cb, spec, 'ERR_SOAP_MODEL', typeName);
+  checkControlBlock(cb, spec, 'ERR_USAGE', typeName);
   const seq = cb.sequenceNumber;
   if (seq !== undefined && (!Number.isSafeInteger(seq) || seq < 0)) {
-    throw new SoapError('ERR_SOAP_MODEL', `SequenceNumber must be a non-negative integer, got ${seq}`);
+    throw new OsciError('ERR_USAGE', `SequenceNumber must be a non-negative integer, got ${seq}`);
   }
   return el(
     doc,
@@ -83,22 +83,23 @@ export function parseControlBlock(e: Element, spec: ControlBlockSpec, typeName: 
   const out: ControlBlock = {};
   const conv = optAttr(e, 'ConversationId');
   const seq = optAttr(e, 'SequenceNumber');
-  if (conv !== undefined) out.conversationId = numberToken(conv, 'ConversationId');
-  if (seq !== undefined) out.sequenceNumber = numberValue(seq, 'SequenceNumber');
+  // A ControlBlock that breaks its type's rules is answered with 9400 (§2).
+  if (conv !== undefined) out.conversationId = numberToken(conv, 'ConversationId', 'ERR_CONTROLBLOCK');
+  if (seq !== undefined) out.sequenceNumber = numberValue(seq, 'SequenceNumber', 'ERR_CONTROLBLOCK');
   const c = new Children(e);
   const response = c.optional(O, 'Response');
   const challenge = c.optional(O, 'Challenge');
   c.end();
   if (response) out.response = leafText(response);
   if (challenge) out.challenge = leafText(challenge);
-  checkControlBlock(out, spec, 'ERR_SOAP_STRUCTURE', typeName);
+  checkControlBlock(out, spec, 'ERR_CONTROLBLOCK', typeName);
   return out;
 }
 
 // ---------------------------------------------------------------- DesiredLanguages
 
 export function buildDesiredLanguages(doc: Document, langs: readonly string[]): Element {
-  if (langs.length === 0) throw new SoapError('ERR_SOAP_MODEL', 'DesiredLanguages needs at least one language');
+  if (langs.length === 0) throw new OsciError('ERR_USAGE', 'DesiredLanguages needs at least one language');
   const list = langs.map((l) => language(l, 'LanguagesList')).join(' ');
   return el(doc, O, 'osci:DesiredLanguages', headerAttrs(FIXED_IDS.desiredLanguages, { LanguagesList: list }));
 }
@@ -107,7 +108,7 @@ export function parseDesiredLanguages(e: Element): string[] {
   checkHeaderAttrs(e, ACTOR_NEXT);
   emptyElement(e);
   const list = reqAttr(e, 'LanguagesList').trim().split(/\s+/).filter(Boolean);
-  if (list.length === 0) throw new SoapError('ERR_SOAP_VALUE', 'LanguagesList is empty');
+  if (list.length === 0) throw new OsciError('ERR_SOAP_MALFORMED', 'LanguagesList is empty');
   return list.map((l) => language(l, 'LanguagesList'));
 }
 
@@ -138,7 +139,7 @@ export function parseQualityOfTimestamp(e: Element): { service: 'creation' | 're
 // ---------------------------------------------------------------- Feedback (§8)
 
 export function buildFeedback(doc: Document, entries: readonly FeedbackEntry[]): Element {
-  if (entries.length === 0) throw new SoapError('ERR_SOAP_MODEL', 'Feedback needs at least one Entry');
+  if (entries.length === 0) throw new OsciError('ERR_USAGE', 'Feedback needs at least one Entry');
   return el(
     doc,
     O,
@@ -178,7 +179,7 @@ const FD_ATTRS = [
 
 /** [J] writes it with Id but without soap:actor / mustUnderstand. */
 export function buildFeatureDescription(doc: Document, fd: FeatureDescription): Element {
-  if (fd.features.length === 0) throw new SoapError('ERR_SOAP_MODEL', 'FeatureDescription needs at least one Feature');
+  if (fd.features.length === 0) throw new OsciError('ERR_USAGE', 'FeatureDescription needs at least one Feature');
   const attrs: Record<string, string | undefined> = { ...nsDecls(['ds', 'osci', 'osci2017', 'soap', 'xenc', 'xsi']), Id: FIXED_IDS.featureDescription };
   for (const [k, a] of FD_ATTRS) {
     const v = fd[k];
@@ -219,7 +220,7 @@ export function parseFeatureDescription(e: Element): FeatureDescription {
 function importFragment(doc: Document, xml: string, ns: string, local: string): Element {
   const frag = parseXml(xml).documentElement;
   if (!frag || frag.namespaceURI !== ns || frag.localName !== local) {
-    throw new SoapError('ERR_SOAP_MODEL', `ContentPackage entry must be a ${local} element`);
+    throw new OsciError('ERR_USAGE', `ContentPackage entry must be a ${local} element`);
   }
   return doc.importNode(frag, true) as Element;
 }
@@ -263,7 +264,7 @@ const ROLES = ['Addressee', 'Originator'] as const;
 
 export function buildProcessCardSelection(doc: Document, s: ProcessCardSelection): Element {
   if (s.by === 'messageId') {
-    if (s.messageIds.length === 0) throw new SoapError('ERR_SOAP_MODEL', 'SelectionRule needs at least one MessageId');
+    if (s.messageIds.length === 0) throw new OsciError('ERR_USAGE', 'SelectionRule needs at least one MessageId');
     return el(
       doc,
       O,
@@ -301,7 +302,7 @@ export function parseProcessCardSelection(e: Element): ProcessCardSelection {
       : first?.namespaceURI === O && first.localName === 'RecentModification'
         ? 'recentModification'
         : undefined;
-  if (!by) throw new SoapError('ERR_SOAP_STRUCTURE', 'SelectionRule: expected MessageId, ReceptionOfDelivery or RecentModification');
+  if (!by) throw new OsciError('ERR_SOAP_MALFORMED', 'SelectionRule: expected MessageId, ReceptionOfDelivery or RecentModification');
   const d = c.required(O, by === 'receptionOfDelivery' ? 'ReceptionOfDelivery' : 'RecentModification');
   c.end();
   const out: ProcessCardSelection = { by, dateTime: dateTime(leafText(d), d.localName ?? 'SelectionRule') };

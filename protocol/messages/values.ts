@@ -1,21 +1,23 @@
-/** XSD lexical checks for the OSCI simple types (order.xsd); failures are ERR_SOAP_VALUE. */
-import { SoapError } from './errors.ts';
+/** XSD lexical checks for the OSCI simple types (order.xsd); failures are ERR_SOAP_MALFORMED unless told otherwise. */
+import { OsciError } from '../errors.ts';
 
-function bad(what: string, v: string): never {
-  throw new SoapError('ERR_SOAP_VALUE', `${what}: invalid value "${v.length > 60 ? `${v.slice(0, 60)}…` : v}"`);
+type ValueErrorCode = 'ERR_SOAP_MALFORMED' | 'ERR_CONTROLBLOCK';
+
+function bad(what: string, v: string, code: ValueErrorCode = 'ERR_SOAP_MALFORMED'): never {
+  throw new OsciError(code, `${what}: invalid value "${v.length > 60 ? `${v.slice(0, 60)}…` : v}"`);
 }
 
 /** osci:Number = NMTOKEN with pattern \d+ (ConversationId, SequenceNumber, Feedback Code). */
-export function numberToken(v: string, what: string): string {
+export function numberToken(v: string, what: string, code: ValueErrorCode = 'ERR_SOAP_MALFORMED'): string {
   const t = v.trim();
-  if (!/^\d+$/.test(t)) bad(what, v);
+  if (!/^\d+$/.test(t)) bad(what, v, code);
   return t;
 }
 
 /** osci:Number that must fit a JS safe integer (SequenceNumber). */
-export function numberValue(v: string, what: string): number {
-  const n = Number(numberToken(v, what));
-  if (!Number.isSafeInteger(n)) bad(what, v);
+export function numberValue(v: string, what: string, code: ValueErrorCode = 'ERR_SOAP_MALFORMED'): number {
+  const n = Number(numberToken(v, what, code));
+  if (!Number.isSafeInteger(n)) bad(what, v, code);
   return n;
 }
 

@@ -11,7 +11,7 @@ import { CryptoError } from '../../crypto/errors.ts';
 import { indexIds, parseXml } from '../../crypto/xml.ts';
 import type { Element } from '../../crypto/xml.ts';
 import { certificateId } from '../../protocol/messages/certificates.ts';
-import { SoapError } from '../../protocol/messages/errors.ts';
+import { OsciError } from '../../protocol/errors.ts';
 import type { ControlBlock, OsciMessage, OsciMessageOf } from '../../protocol/model.ts';
 import { DS_NS } from '../../protocol/namespaces.ts';
 import { buildSoap } from '../../protocol/soap-build.ts';
@@ -75,8 +75,8 @@ function expectTyped(fn: () => unknown, code: string): void {
     err = e;
   }
   expect(err, `expected ${code}`).to.not.equal(undefined);
-  expect(err instanceof SoapError || err instanceof CryptoError, `typed error, got ${String(err)}`).to.equal(true);
-  expect((err as SoapError).code, String(err)).to.equal(code);
+  expect(err instanceof OsciError || err instanceof CryptoError, `typed error, got ${String(err)}`).to.equal(true);
+  expect((err as OsciError).code, String(err)).to.equal(code);
 }
 
 describe('interop: parsing the reference library\'s captured requests', () => {
@@ -202,23 +202,23 @@ describe('interop: malformed variants of captured requests → typed errors', ()
   });
 
   it('missing ControlBlock', () => {
-    expectTyped(() => parseSoap(cut(fetch, controlBlock).xml), 'ERR_SOAP_STRUCTURE');
+    expectTyped(() => parseSoap(cut(fetch, controlBlock).xml), 'ERR_SOAP_MALFORMED');
   });
 
   it('wrong header order: DesiredLanguages after the type block / ControlBlock after the signature', () => {
     const { xml, part } = cut(fetch, desiredLanguages);
-    expectTyped(() => parseSoap(xml.replace('</osci:fetchDelivery>', `</osci:fetchDelivery>${part}`)), 'ERR_SOAP_STRUCTURE');
+    expectTyped(() => parseSoap(xml.replace('</osci:fetchDelivery>', `</osci:fetchDelivery>${part}`)), 'ERR_SOAP_MALFORMED');
     const cb = cut(fetch, controlBlock);
-    expectTyped(() => parseSoap(cb.xml.replace('</osci:ClientSignature>', `</osci:ClientSignature>${cb.part}`)), 'ERR_SOAP_STRUCTURE');
+    expectTyped(() => parseSoap(cb.xml.replace('</osci:ClientSignature>', `</osci:ClientSignature>${cb.part}`)), 'ERR_SOAP_MALFORMED');
   });
 
   it('unknown body element: in an empty-Body type, and as the only type indicator', () => {
     const body = /(<soap:Body[^>]*>)<\/soap:Body>/;
     expect(body.test(fetch)).to.equal(true);
-    expectTyped(() => parseSoap(fetch.replace(body, '$1<osci:deleteDelivery></osci:deleteDelivery></soap:Body>')), 'ERR_SOAP_STRUCTURE');
+    expectTyped(() => parseSoap(fetch.replace(body, '$1<osci:deleteDelivery></osci:deleteDelivery></soap:Body>')), 'ERR_SOAP_MALFORMED');
     const unknown = init.replace('<osci:initDialog></osci:initDialog>', '<osci:deleteDelivery></osci:deleteDelivery>');
     expect(unknown).to.not.equal(init);
-    expectTyped(() => parseSoap(unknown), 'ERR_SOAP_UNKNOWN_TYPE');
+    expectTyped(() => parseSoap(unknown), 'ERR_MESSAGE_TYPE_UNKNOWN');
   });
 
   it('duplicate Id (signature wrapping)', () => {
@@ -233,32 +233,32 @@ describe('interop: malformed variants of captured requests → typed errors', ()
   });
 
   it('non-numeric ConversationId, negative SequenceNumber', () => {
-    expectTyped(() => parseSoap(fetch.replace('ConversationId="4711"', 'ConversationId="47a1"')), 'ERR_SOAP_VALUE');
-    expectTyped(() => parseSoap(fetch.replace('SequenceNumber="1"', 'SequenceNumber="-1"')), 'ERR_SOAP_VALUE');
+    expectTyped(() => parseSoap(fetch.replace('ConversationId="4711"', 'ConversationId="47a1"')), 'ERR_CONTROLBLOCK');
+    expectTyped(() => parseSoap(fetch.replace('SequenceNumber="1"', 'SequenceNumber="-1"')), 'ERR_CONTROLBLOCK');
   });
 
   it('ControlBlock rules of the type: fetchDelivery without Response, initDialog with ConversationId', () => {
-    expectTyped(() => parseSoap(fetch.replace(/<osci:Response>[^<]*<\/osci:Response>/, '')), 'ERR_SOAP_STRUCTURE');
-    expectTyped(() => parseSoap(init.replace('Id="controlblock"', 'ConversationId="1" Id="controlblock"')), 'ERR_SOAP_STRUCTURE');
+    expectTyped(() => parseSoap(fetch.replace(/<osci:Response>[^<]*<\/osci:Response>/, '')), 'ERR_CONTROLBLOCK');
+    expectTyped(() => parseSoap(init.replace('Id="controlblock"', 'ConversationId="1" Id="controlblock"')), 'ERR_CONTROLBLOCK');
   });
 
   it('not well-formed, wrong root, SOAP 1.2 envelope, second Body', () => {
     expectTyped(() => parseSoap(fetch.slice(0, fetch.length - 40)), 'ERR_XML_MALFORMED');
-    expectTyped(() => parseSoap('<osci:ControlBlock xmlns:osci="http://www.osci.de/2002/04/osci"/>'), 'ERR_SOAP_STRUCTURE');
+    expectTyped(() => parseSoap('<osci:ControlBlock xmlns:osci="http://www.osci.de/2002/04/osci"/>'), 'ERR_SOAP_MALFORMED');
     expectTyped(
       () => parseSoap(fetch.replaceAll('http://schemas.xmlsoap.org/soap/envelope/', 'http://www.w3.org/2003/05/soap-envelope')),
-      'ERR_SOAP_STRUCTURE',
+      'ERR_SOAP_MALFORMED',
     );
-    expectTyped(() => parseSoap(fetch.replace('</soap:Envelope>', '<soap:Body Id="b2"></soap:Body></soap:Envelope>')), 'ERR_SOAP_STRUCTURE');
+    expectTyped(() => parseSoap(fetch.replace('</soap:Envelope>', '<soap:Body Id="b2"></soap:Body></soap:Envelope>')), 'ERR_SOAP_MALFORMED');
   });
 
   it('ClientSignature without ds:Signature, certificate in a slot the type forbids', () => {
-    expectTyped(() => parseSoap(fetch.replace(/<ds:Signature>[\s\S]*<\/ds:Signature>/, '')), 'ERR_SOAP_STRUCTURE');
+    expectTyped(() => parseSoap(fetch.replace(/<ds:Signature>[\s\S]*<\/ds:Signature>/, '')), 'ERR_SOAP_MALFORMED');
     const store = soapPart('03_storeDelivery.plain').toString('utf8');
     const forbidden = store.replace(
       '</osci:NonIntermediaryCertificates>',
       `<osci:SignatureCertificateAddressee Id="addressee_signature_x"><ds:X509Data><ds:X509Certificate>${cer('bob_signature_4096').toString('base64')}</ds:X509Certificate></ds:X509Data></osci:SignatureCertificateAddressee></osci:NonIntermediaryCertificates>`,
     );
-    expectTyped(() => parseSoap(forbidden), 'ERR_SOAP_STRUCTURE');
+    expectTyped(() => parseSoap(forbidden), 'ERR_SOAP_MALFORMED');
   });
 });

@@ -9,7 +9,7 @@ import { CryptoError } from '../../crypto/errors.ts';
 import { childElements, indexIds, parseXml, serializeXml } from '../../crypto/xml.ts';
 import type { Element } from '../../crypto/xml.ts';
 import { certificate, certificateId } from '../../protocol/messages/certificates.ts';
-import { SoapError } from '../../protocol/messages/errors.ts';
+import { OsciError } from '../../protocol/errors.ts';
 import type { Inspection, MessageType, OsciMessage, ProcessCardBundle } from '../../protocol/model.ts';
 import { ACTOR_NEXT, ACTOR_NONE, OSCI_NS, SOAP_NS } from '../../protocol/namespaces.ts';
 import { buildSoap } from '../../protocol/soap-build.ts';
@@ -271,8 +271,8 @@ function expectCode(fn: () => unknown, code: string): void {
   try {
     fn();
   } catch (e) {
-    expect(e instanceof SoapError || e instanceof CryptoError, `typed error, got ${String(e)}`).to.equal(true);
-    expect((e as SoapError).code).to.equal(code);
+    expect(e instanceof OsciError || e instanceof CryptoError, `typed error, got ${String(e)}`).to.equal(true);
+    expect((e as OsciError).code).to.equal(code);
     return;
   }
   expect.fail(`expected ${code}`);
@@ -448,25 +448,25 @@ describe('protocol/soap-build: refuses models the message type does not admit', 
   it('ControlBlock fields prohibited / required by <Type>.xsd', () => {
     const init = sample(f, 'initDialog');
     init.controlBlock.conversationId = '1';
-    expectCode(() => buildSoap(init), 'ERR_SOAP_MODEL');
+    expectCode(() => buildSoap(init), 'ERR_USAGE');
     const fetch = sample(f, 'fetchDelivery');
     delete fetch.controlBlock.response;
-    expectCode(() => buildSoap(fetch), 'ERR_SOAP_MODEL');
+    expectCode(() => buildSoap(fetch), 'ERR_USAGE');
     const exit = sample(f, 'exitDialog');
     exit.controlBlock.conversationId = '47x1';
-    expectCode(() => buildSoap(exit), 'ERR_SOAP_VALUE');
+    expectCode(() => buildSoap(exit), 'ERR_USAGE');
   });
 
   it('certificates outside the type\'s slots, missing required ones', () => {
     const store = sample(f, 'storeDelivery');
     store.certificates.push(certificate('addressee', 'signature', cer('bob_signature_4096')));
-    expectCode(() => buildSoap(store), 'ERR_SOAP_MODEL');
+    expectCode(() => buildSoap(store), 'ERR_USAGE');
     const noAddressee = sample(f, 'storeDelivery');
     noAddressee.certificates = noAddressee.certificates.filter((c) => c.role !== 'addressee');
-    expectCode(() => buildSoap(noAddressee), 'ERR_SOAP_MODEL');
+    expectCode(() => buildSoap(noAddressee), 'ERR_USAGE');
     const reader = sample(f, 'forwardDelivery');
     reader.certificates.push(certificate('otherReader', 'signature', cer('dave_signature_4096')));
-    expectCode(() => buildSoap(reader), 'ERR_SOAP_MODEL');
+    expectCode(() => buildSoap(reader), 'ERR_USAGE');
   });
 
   it('cryptographic timestamps are not supported yet (ERR_ALG_UNSUPPORTED)', () => {
@@ -478,13 +478,13 @@ describe('protocol/soap-build: refuses models the message type does not admit', 
   it('ProcessCard timestamps the profile forbids, bad values, wrong fragments', () => {
     const rsp = sample(f, 'responseToStoreDelivery');
     rsp.processCardBundle!.processCard.reception = { kind: 'plain', time: '2025-11-26T22:11:00Z' };
-    expectCode(() => buildSoap(rsp), 'ERR_SOAP_MODEL');
+    expectCode(() => buildSoap(rsp), 'ERR_USAGE');
     const bad = sample(f, 'storeDelivery');
     bad.messageId = 'not base64!';
-    expectCode(() => buildSoap(bad), 'ERR_SOAP_VALUE');
+    expectCode(() => buildSoap(bad), 'ERR_USAGE');
     const frag = sample(f, 'storeDelivery');
     frag.contentPackage.encryptedData = ['<foo/>'];
-    expectCode(() => buildSoap(frag), 'ERR_SOAP_MODEL');
+    expectCode(() => buildSoap(frag), 'ERR_USAGE');
     const dtd = sample(f, 'storeDelivery');
     dtd.contentPackage.contentContainers = ['<!DOCTYPE x [<!ENTITY a "b">]><x/>'];
     expectCode(() => buildSoap(dtd), 'ERR_XML_DOCTYPE');
@@ -512,38 +512,38 @@ describe('protocol/soap-parse: malformed built messages give typed errors', () =
 
   it('wrong actor on NonIntermediaryCertificates, missing mustUnderstand, missing Body Id', () => {
     const xml = buildSoap(sample(f, 'getMessageId')).xml();
-    expectCode(() => parseSoap(mutate(xml, `soap:actor="${ACTOR_NONE}"`, `soap:actor="${ACTOR_NEXT}"`)), 'ERR_SOAP_STRUCTURE');
-    expectCode(() => parseSoap(mutate(xml, /(<osci:DesiredLanguages[^>]*) soap:mustUnderstand="1"/, '$1')), 'ERR_SOAP_STRUCTURE');
-    expectCode(() => parseSoap(mutate(xml, / Id="body"/, '')), 'ERR_SOAP_STRUCTURE');
+    expectCode(() => parseSoap(mutate(xml, `soap:actor="${ACTOR_NONE}"`, `soap:actor="${ACTOR_NEXT}"`)), 'ERR_SOAP_MALFORMED');
+    expectCode(() => parseSoap(mutate(xml, /(<osci:DesiredLanguages[^>]*) soap:mustUnderstand="1"/, '$1')), 'ERR_SOAP_MALFORMED');
+    expectCode(() => parseSoap(mutate(xml, / Id="body"/, '')), 'ERR_SOAP_MALFORMED');
   });
 
   it('a second osci block after the sequence, unknown mustUnderstand header, two type blocks', () => {
     const xml = buildSoap(sample(f, 'fetchDelivery')).xml();
     const cb = /<osci:ControlBlock[\s\S]*?<\/osci:ControlBlock>/.exec(xml)![0];
-    expectCode(() => parseSoap(mutate(xml, '</soap:Header>', `${cb.replace('controlblock', 'cb2')}</soap:Header>`)), 'ERR_SOAP_STRUCTURE');
+    expectCode(() => parseSoap(mutate(xml, '</soap:Header>', `${cb.replace('controlblock', 'cb2')}</soap:Header>`)), 'ERR_SOAP_MALFORMED');
     expectCode(
       () => parseSoap(mutate(xml, '</soap:Header>', `<x:Ext xmlns:x="urn:x" soap:mustUnderstand="1"/></soap:Header>`)),
-      'ERR_SOAP_STRUCTURE',
+      'ERR_SOAP_MALFORMED',
     );
     const lax = parseSoap(mutate(xml, '</soap:Header>', `<x:Ext xmlns:x="urn:x" soap:mustUnderstand="0"/></soap:Header>`));
     expect(lax.extraHeaders.map((e) => e.localName)).to.deep.equal(['Ext']);
-    expectCode(() => parseSoap(mutate(xml, /<soap:Body([^>]*)\/>/, '<soap:Body$1><osci:getMessageId/></soap:Body>')), 'ERR_SOAP_STRUCTURE');
+    expectCode(() => parseSoap(mutate(xml, /<soap:Body([^>]*)\/>/, '<soap:Body$1><osci:getMessageId/></soap:Body>')), 'ERR_SOAP_MALFORMED');
   });
 
   it('comment inside a value, text where elements belong, bad enumerations and numbers', () => {
     const xml = buildSoap(sample(f, 'storeDelivery')).xml();
-    expectCode(() => parseSoap(mutate(xml, '<osci:MessageId>', '<osci:MessageId><!--x-->')), 'ERR_SOAP_STRUCTURE');
-    expectCode(() => parseSoap(mutate(xml, '<osci:storeDelivery ', 'oops<osci:storeDelivery ')), 'ERR_SOAP_STRUCTURE');
-    expectCode(() => parseSoap(mutate(xml, 'Quality="plain" Service="creation"', 'Quality="fast" Service="creation"')), 'ERR_SOAP_VALUE');
-    expectCode(() => parseSoap(mutate(xml, 'SequenceNumber="0"', 'SequenceNumber="-1"')), 'ERR_SOAP_VALUE');
-    expectCode(() => parseSoap(mutate(xml, 'Service="reception"', 'Service="creation"')), 'ERR_SOAP_STRUCTURE');
+    expectCode(() => parseSoap(mutate(xml, '<osci:MessageId>', '<osci:MessageId><!--x-->')), 'ERR_SOAP_MALFORMED');
+    expectCode(() => parseSoap(mutate(xml, '<osci:storeDelivery ', 'oops<osci:storeDelivery ')), 'ERR_SOAP_MALFORMED');
+    expectCode(() => parseSoap(mutate(xml, 'Quality="plain" Service="creation"', 'Quality="fast" Service="creation"')), 'ERR_SOAP_MALFORMED');
+    expectCode(() => parseSoap(mutate(xml, 'SequenceNumber="0"', 'SequenceNumber="-1"')), 'ERR_CONTROLBLOCK');
+    expectCode(() => parseSoap(mutate(xml, 'Service="reception"', 'Service="creation"')), 'ERR_SOAP_MALFORMED');
   });
 
   it('Fault without osci namespace in faultcode and an encrypted envelope with a Header are refused', () => {
     const fault = buildSoap(sample(f, 'fault')).xml();
-    expectCode(() => parseSoap(mutate(fault, 'soap:Client', 'x:Client')), 'ERR_SOAP_VALUE');
+    expectCode(() => parseSoap(mutate(fault, 'soap:Client', 'x:Client')), 'ERR_SOAP_MALFORMED');
     const enc = buildSoap(sample(f, 'soapMessageEncrypted')).xml();
-    expectCode(() => parseSoap(mutate(enc, '<soap:Body>', '<soap:Header/><soap:Body>')), 'ERR_SOAP_STRUCTURE');
+    expectCode(() => parseSoap(mutate(enc, '<soap:Body>', '<soap:Header/><soap:Body>')), 'ERR_SOAP_MALFORMED');
   });
 
   it('never throws an untyped error on truncated input', () => {
@@ -553,7 +553,7 @@ describe('protocol/soap-parse: malformed built messages give typed errors', () =
         parseSoap(xml.slice(0, n));
         expect.fail(`truncation at ${n} parsed`);
       } catch (e) {
-        expect(e instanceof SoapError || e instanceof CryptoError, `typed error at ${n}: ${String(e)}`).to.equal(true);
+        expect(e instanceof OsciError || e instanceof CryptoError, `typed error at ${n}: ${String(e)}`).to.equal(true);
       }
     }
   });
