@@ -25,8 +25,8 @@ export interface ServerConfig {
   /** Base URL announced in the directory and the start-up hint. */
   publicUrl?: string;
   dataDir: string;
-  /** sqlite:PATH or postgres://... */
-  db: string;
+  /** sqlite:DIR (database file and payloads in DIR; default: the data folder) or postgres://...[?schema=NAME] */
+  db?: string;
   /** The intermediary's own keys: either a folder with {signature,cipher}.{key,cert}.pem, or explicit key refs. */
   identityDir?: string;
   identity?: { signature: KeyRef; cipher: KeyRef };
@@ -50,7 +50,6 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   host: '127.0.0.1',
   port: 8080,
   dataDir: 'data',
-  db: 'sqlite:data/amtsbote.db',
   identityDir: 'certs-dev/intermediary',
   devPki: { enabled: true, dir: 'certs-dev', bits: 3072 },
   trustAnchors: [],
@@ -107,8 +106,9 @@ export function resolveConfig(...layers: Array<Partial<ServerConfig> | undefined
     for (const [k, v] of Object.entries(l)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v;
   }
   if (!Number.isInteger(c.port) || c.port < 0 || c.port > 65535) bad(`port ${c.port} is not a TCP port`);
-  if (!/^(sqlite:|postgres(ql)?:\/\/)/.test(c.db)) bad(`db must be sqlite:PATH or postgres://..., got ${c.db}`);
   c.dataDir = resolve(c.dataDir);
+  c.db ??= `sqlite:${c.dataDir}`;
+  if (!/^(sqlite:|postgres(ql)?:\/\/)/.test(c.db)) bad(`db must be sqlite:DIR or postgres://..., got ${c.db}`);
   if (c.db.startsWith('sqlite:')) c.db = `sqlite:${resolve(c.db.slice(7))}`;
   c.devPki = { ...c.devPki, dir: resolve(c.devPki.dir) };
   if (c.identityDir) c.identityDir = resolve(c.identityDir);

@@ -1,5 +1,7 @@
 /** The `amtsbote` command line. Each command group lives in its own module. */
 import { Command, CommanderError } from 'commander';
+import { registerCerts } from './certs.ts';
+import { registerServe } from './serve.ts';
 import { registerXml } from './xml.ts';
 
 export function buildProgram(): Command {
@@ -11,6 +13,8 @@ export function buildProgram(): Command {
       'after',
       '\nExit codes: 0 ok, 1 verification/check failed, 2 unreadable input or usage error, 3 remote/network, 4 unauthorised, 5 internal.',
     );
+  registerServe(program);
+  registerCerts(program);
   registerXml(program);
   return program;
 }

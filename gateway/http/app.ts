@@ -1,0 +1,100 @@
+/**
+ * HTTP surface of the intermediary: POST /osci (every OSCI request type), GET /directory/:id (cipher
+ * certificates and endpoint of a postbox, SAFE/DVDV style), /healthz, /readyz, /metrics.
+ */
+import { randomUUID } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import express, { type Request, type Response } from 'express';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Intermediary } from '../osci/intermediary.ts';
+import type { Store } from '../store/index.ts';
+
+export interface AppDeps {
+  intermediary: Intermediary;
+  store: Store;
+  metrics: Metrics;
+  log: Logger;
+  /** Base URL announced in the directory. */
+  publicUrl: () => string;
+  isShuttingDown: () => boolean;
+}
+
+function requestId(req: Request): string {
+  const given = req.get('x-request-id');
+  return given && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+}
+
+export function createApp(d: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.use((req, res, next) => {
+    const end = d.metrics.httpDuration.startTimer();
+    res.on('finish', () => end({ route: req.route?.path ?? 'other', status: String(res.statusCode) }));
+    next();
+  });
+
+  app.post('/osci', async (req: Request, res: Response) => {
+    const rid = requestId(req);
+    const log = d.log.child({ rid });
+    res.setHeader('x-request-id', rid);
+    try {
+      // The body is streamed into the decoder: a 200 MB message never sits in memory (limits apply there).
+      const out = await d.intermediary.handle(req, req.get('content-type'), log);
+      res.status(out.status);
+      for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
+      res.setHeader('content-type', out.contentType);
+      if (out.length !== undefined) res.setHeader('content-length', String(out.length));
+      await pipeline(out.stream, res);
+    } catch (e) {
+      log.error({ err: e }, 'response failed');
+      if (!res.headersSent) res.status(500).end();
+      else res.destroy();
+    }
+  });
+
+  app.get('/directory/:id', async (req: Request, res: Response) => {
+    const id = String(req.params.id);
+    const p = await d.store.getParticipant(id);
+    if (!p) {
+      res.status(404).json({ error: 'ERR_NOT_FOUND', message: `no postbox ${id}` });
+      return;
+    }
+    const now = new Date();
+    const ciphers = await d.store.certificatesOf(id, 'cipher', now);
+    const pem = (der: Buffer) => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').match(/.{1,64}/g)?.join('\n')}\n-----END CERTIFICATE-----\n`;
+    if (req.query.format === 'pem' || (req.accepts(['application/json', 'application/x-pem-file']) === 'application/x-pem-file')) {
+      res.type('application/x-pem-file').send(ciphers.map((c) => pem(c.der)).join(''));
+      return;
+    }
+    res.json({
+      id: p.id,
+      name: p.name,
+      endpoint: p.endpointUrl ?? `${d.publicUrl()}/osci`,
+      intermediary: `${d.publicUrl()}/osci`,
+      cipherCertificates: ciphers.map((c) => ({ fingerprint: c.fingerprint, notBefore: c.notBefore.toISOString(), notAfter: c.notAfter.toISOString(), pem: pem(c.der) })),
+    });
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    if (d.isShuttingDown()) {
+      res.status(503).json({ status: 'shutting-down' });
+      return;
+    }
+    try {
+      await d.store.getParticipant('__readiness__');
+      res.json({ status: 'ready', store: d.store.kind });
+    } catch {
+      res.status(503).json({ status: 'store-unavailable' });
+    }
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(d.metrics.registry.contentType).send(await d.metrics.registry.metrics());
+  });
+  return app;
+}

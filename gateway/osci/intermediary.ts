@@ -1,0 +1,428 @@
+/**
+ * The OSCI intermediary (supplier role): one request in, one signed and transport-encrypted response out.
+ * Message-level errors (feedback 9000–9503) are answered with a soap:Fault; order-level errors with the
+ * order's response carrying the Feedback code (osci-protocol.md §8). Dialog state lives in the store.
+ */
+import { randomBytes, type X509Certificate } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
+import { certificateSha256Hex } from '../../crypto/keys.ts';
+import type { CertUsage } from '../../crypto/x509.ts';
+import { acceptRequest, doneFeedback, respond, type ControlBlock, type DialogMessageType, type DialogState } from '../../protocol/dialog.ts';
+import { decodeMessage, encodeMessage, type DecodedMessage, type EncodedMessage } from '../../protocol/envelope/index.ts';
+import { OsciError, toOsciError } from '../../protocol/errors.ts';
+import { feedbackEntry, feedbackLevel, pickLanguage, type FeedbackCode, type FeedbackLang } from '../../protocol/feedback.ts';
+import { certificate } from '../../protocol/messages/certificates.ts';
+import type { Certificate, ContentPackage, FeedbackEntry, OsciMessage, OsciMessageOf, QualityOfTimestamp, RequestType } from '../../protocol/model.ts';
+import type { Inspection, ProcessCardBundle } from '../../protocol/processcard.ts';
+import type { Logger } from '../log.ts';
+import type { Identity } from '../identity.ts';
+import type { DialogRecord, JsonValue, MessageSummary, Store } from '../store/index.ts';
+import { derToCert, type Trust } from '../trust.ts';
+import type { Metrics } from '../metrics.ts';
+
+export interface IntermediaryOptions {
+  store: Store;
+  identity: Identity;
+  trust: Trust;
+  tmpDir: string;
+  limits: { maxMessageBytes: number; maxAttachments: number; maxInMemoryPartBytes: number };
+  /** Accept storeDelivery MessageIds this intermediary did not issue (unique all the same). Needed for clients that bring their own. */
+  acceptForeignMessageIds: boolean;
+  metrics?: Metrics;
+}
+
+export interface OsciResponse extends EncodedMessage {
+  status: number;
+}
+
+/** What is kept of a stored delivery besides its payload parts (the store treats it as opaque bytes). */
+interface StoredOrder {
+  v: 1;
+  messageId: string;
+  subject?: string;
+  qualityOfTimestamp: QualityOfTimestamp;
+  contentPackage: ContentPackage;
+  certificates: Array<{ role: Certificate['role']; usage: Certificate['usage']; der: string; id: string }>;
+}
+
+/** Context of one request after decoding and authentication. */
+interface RequestContext {
+  decoded: DecodedMessage;
+  msg: Extract<OsciMessage, { type: RequestType }>;
+  clientFp: string;
+  /** Participant owning the signer certificate; undefined for anchored but unregistered senders. */
+  participantId: string | undefined;
+  clientCipher: X509Certificate | undefined;
+  lang: FeedbackLang;
+  now: Date;
+  log: Logger;
+}
+
+const EXPLICIT_ONLY = new Set<string>(['fetchDelivery', 'fetchProcessCard', 'exitDialog', 'mediateDelivery']);
+
+export class Intermediary {
+  constructor(private readonly o: IntermediaryOptions) {}
+
+  /** Our certificates for the IntermediaryCertificates block of every response. */
+  private intermediaryCertificates(): Certificate[] {
+    const cipher = this.o.identity.ciphers[0];
+    const out: Certificate[] = [];
+    if (cipher) out.push(certificate('intermediary', 'cipher', cipher.cert.raw));
+    out.push(certificate('intermediary', 'signature', this.o.identity.signature.cert.raw));
+    return out;
+  }
+
+  async handle(body: Readable, contentType: string | undefined, log: Logger): Promise<OsciResponse> {
+    const started = process.hrtime.bigint();
+    let decoded: DecodedMessage;
+    try {
+      decoded = await decodeMessage(body, {
+        contentType,
+        transportKeys: this.o.identity.ciphers,
+        tmpDir: this.o.tmpDir,
+        limits: { maxTotalBytes: this.o.limits.maxMessageBytes, maxParts: this.o.limits.maxAttachments + 2, maxInMemoryPartBytes: this.o.limits.maxInMemoryPartBytes },
+        policy: this.o.trust.policy,
+        signature: 'required',
+        trustSigner: async (carried, role) => {
+          if (role !== 'client') throw new OsciError('ERR_SIGNATURE_MISSING', 'a request must carry a ClientSignature');
+          return (await this.o.trust.acceptSigner(carried)).cert;
+        },
+      });
+    } catch (e) {
+      return this.fault(e, log, 'de');
+    }
+    const msg = decoded.message;
+    try {
+      if (!isRequest(msg)) throw new OsciError('ERR_MESSAGE_TYPE_UNKNOWN', `${msg.type} is not a request to an intermediary`);
+      const signer = decoded.signature?.signer;
+      if (!signer) throw new OsciError('ERR_SIGNATURE_MISSING', 'request is not signed');
+      const clientFp = certificateSha256Hex(signer);
+      const record = await this.o.trust.registered(signer);
+      const cipherCert = msg.certificates.find((c) => c.role === 'originator' && c.usage === 'cipher');
+      const ctx: RequestContext = {
+        decoded,
+        msg,
+        clientFp,
+        participantId: record?.usage === 'signature' ? record.participantId : undefined,
+        clientCipher: cipherCert ? derToCert(cipherCert.der) : undefined,
+        lang: pickLanguage(msg.desiredLanguages),
+        now: new Date(),
+        log: log.child({ type: msg.type, conversationId: msg.controlBlock.conversationId, client: clientFp.slice(0, 16) }),
+      };
+      // Responses are encrypted for the client's cipher certificate (osci-protocol.md §5); without it we cannot answer (9500).
+      if (decoded.transport.encrypted && !ctx.clientCipher) throw new OsciError('ERR_CIPHER_CERT_MISSING', 'CipherCertificateOriginator is missing');
+      const response = await this.dispatch(ctx);
+      const encoded = await encodeMessage(response.message, {
+        signer: this.o.identity.signature,
+        encryptFor: decoded.transport.encrypted ? ctx.clientCipher : undefined,
+        attachments: response.attachments,
+      });
+      this.o.metrics?.requests.inc({ type: msg.type, outcome: 'ok' });
+      ctx.log.info({ ms: Number(process.hrtime.bigint() - started) / 1e6, feedback: response.feedback }, 'osci request done');
+      return { ...encoded, status: 200 };
+    } catch (e) {
+      this.o.metrics?.requests.inc({ type: msg.type, outcome: 'error' });
+      return this.fault(e, log, pickLanguage((msg as { desiredLanguages?: string[] }).desiredLanguages));
+    } finally {
+      await decoded.dispose();
+    }
+  }
+
+  /** soap:Fault for message-level errors; never signed or encrypted (we may not know whom to encrypt for). */
+  private async fault(e: unknown, log: Logger, lang: FeedbackLang): Promise<OsciResponse> {
+    const err = toOsciError(e);
+    const entry = feedbackEntry(err.feedback, lang);
+    if (err.code === 'ERR_INTERNAL') log.error({ err: err.cause }, 'internal error');
+    else log.warn({ code: err.code, feedback: err.feedback, reason: err.message }, 'osci request refused');
+    const encoded = await encodeMessage(
+      { type: 'fault', faultCode: err.fault, faultString: entry.text, oscicode: err.feedback },
+      {},
+    );
+    // SOAP 1.1 §6.2: a Fault travels with HTTP 500.
+    return { ...encoded, status: 500 };
+  }
+
+  private async dispatch(ctx: RequestContext): Promise<{ message: OsciMessage; attachments?: NonNullable<Parameters<typeof encodeMessage>[1]['attachments']>; feedback: string }> {
+    const { msg } = ctx;
+    const cb = msg.controlBlock;
+    // Dialog rules first (§2): 9400/9802 are decided before any order is executed.
+    const dialog = await this.enterDialog(ctx, msg.type, cb);
+    try {
+      switch (msg.type) {
+        case 'initDialog':
+        case 'exitDialog':
+          return this.reply({ type: msg.type === 'initDialog' ? 'responseToInitDialog' : 'responseToExitDialog', controlBlock: dialog.controlBlock, certificates: this.intermediaryCertificates(), feedback: [this.entry(ctx, doneFeedback(dialog.state))] });
+        case 'getMessageId':
+          return this.reply(await this.getMessageId(ctx, dialog.controlBlock));
+        case 'storeDelivery':
+          return this.reply(await this.storeDelivery(ctx, msg, dialog.controlBlock));
+        case 'fetchDelivery':
+          return await this.fetchDelivery(ctx, msg, dialog);
+        case 'fetchProcessCard':
+          return this.reply(await this.fetchProcessCard(ctx, msg, dialog));
+        default:
+          throw new OsciError('ERR_MESSAGE_TYPE_UNKNOWN', `${msg.type} is not offered by this intermediary`);
+      }
+    } catch (e) {
+      const err = toOsciError(e);
+      if (feedbackLevel(err.feedback) === 'message') throw err;
+      // Order-level error: the order's own response with the Feedback code (§8).
+      if (err.code === 'ERR_INTERNAL' || err.code === 'ERR_ORDER_INTERNAL') ctx.log.error({ err: err.cause ?? err }, 'order failed');
+      else ctx.log.warn({ code: err.code, feedback: err.feedback, reason: err.message }, 'order refused');
+      return this.reply(this.orderError(ctx, msg.type, dialog.controlBlock, err.feedback));
+    }
+  }
+
+  private reply(message: OsciMessage, attachments?: Parameters<typeof encodeMessage>[1]['attachments']) {
+    const feedback = 'feedback' in message && Array.isArray(message.feedback) ? (message.feedback[0]?.code ?? '') : '';
+    return { message, attachments, feedback };
+  }
+
+  private entry(ctx: RequestContext, code: FeedbackCode): FeedbackEntry {
+    const e = feedbackEntry(code, ctx.lang);
+    return { lang: e.lang, code: e.code, text: e.text };
+  }
+
+  private orderError(ctx: RequestContext, type: RequestType, controlBlock: ControlBlock, code: FeedbackCode): OsciMessage {
+    const base = { controlBlock, certificates: this.intermediaryCertificates(), feedback: [this.entry(ctx, code)] };
+    switch (type) {
+      case 'getMessageId':
+        return { type: 'responseToGetMessageId', ...base };
+      case 'storeDelivery':
+        return { type: 'responseToStoreDelivery', ...base };
+      case 'fetchDelivery':
+        return { type: 'responseToFetchDelivery', ...base };
+      case 'fetchProcessCard':
+        return { type: 'responseToFetchProcessCard', ...base, processCardBundles: [] };
+      case 'initDialog':
+        return { type: 'responseToInitDialog', ...base };
+      case 'exitDialog':
+        return { type: 'responseToExitDialog', ...base };
+      default:
+        throw new OsciError('ERR_MESSAGE_TYPE_UNKNOWN', `${type} is not offered by this intermediary`);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Dialogs (§2): explicit dialogs are read-modify-written in the store so any process can serve the next request.
+
+  private async enterDialog(ctx: RequestContext, type: DialogMessageType, cb: ControlBlock): Promise<{ controlBlock: ControlBlock; state: DialogState }> {
+    if (cb.conversationId === undefined && EXPLICIT_ONLY.has(type)) {
+      // 9802 is an order-level code, but the response ControlBlock still has to echo the Challenge.
+      const r = acceptRequest(undefined, type, cb, ctx.clientFp);
+      if (!r.ok) throw r.error;
+    }
+    if (cb.conversationId === undefined) {
+      const r = acceptRequest(undefined, type, cb, ctx.clientFp);
+      if (!r.ok) throw r.error;
+      const resp = respond(r.next, type, cb);
+      if (type !== 'initDialog') return { controlBlock: resp.controlBlock, state: resp.next };
+      const conversationId = await this.o.store.createDialog({
+        clientFingerprint: ctx.clientFp,
+        sequenceNumber: 0,
+        challenge: resp.next.lastChallenge ?? '',
+        open: true,
+        created: ctx.now,
+        lastActivity: ctx.now,
+        pendingReceptions: [],
+        data: null,
+      });
+      const state = { ...resp.next, conversationId };
+      return { controlBlock: { ...resp.controlBlock, conversationId }, state };
+    }
+    return this.o.store.updateDialog(cb.conversationId, (rec) => {
+      const r = acceptRequest(toState(rec), type, cb, ctx.clientFp);
+      if (!r.ok) throw r.error;
+      const resp = respond(r.next, type, cb);
+      return {
+        next: toRecord(resp.next, rec, ctx.now),
+        result: { controlBlock: resp.controlBlock, state: resp.next },
+        // A further request in the dialog acknowledges the reception of what was fetched before (§2).
+        acknowledge: r.acknowledged.length ? { messageIds: r.acknowledged, at: ctx.now } : undefined,
+      };
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Orders
+
+  private async getMessageId(ctx: RequestContext, controlBlock: ControlBlock): Promise<OsciMessage> {
+    // MessageIds are base64 of an opaque string (osci-protocol.md §11).
+    const messageId = Buffer.from(`amtsbote-${randomBytes(18).toString('base64url')}`).toString('base64');
+    await this.o.store.issueMessageId(messageId, ctx.clientFp, ctx.now);
+    return { type: 'responseToGetMessageId', controlBlock, certificates: this.intermediaryCertificates(), feedback: [this.entry(ctx, '0800')], messageId };
+  }
+
+  private inspections(certs: Certificate[], at: Date): Inspection[] {
+    return certs.map((c) => this.o.trust.inspect(derToCert(c.der), c.usage as CertUsage, at));
+  }
+
+  private async storeDelivery(ctx: RequestContext, msg: OsciMessageOf<'storeDelivery'>, controlBlock: ControlBlock): Promise<OsciMessage> {
+    if (!msg.messageId) throw new OsciError('ERR_MESSAGE_ID_MISSING', 'storeDelivery without MessageId');
+    const addresseeCert = msg.certificates.find((c) => c.role === 'addressee' && c.usage === 'cipher');
+    if (!addresseeCert) throw new OsciError('ERR_ORDER_INVALID', 'storeDelivery without CipherCertificateAddressee');
+    const addressee = await this.o.store.findCertificate(certificateSha256Hex(derToCert(addresseeCert.der)));
+    // An unknown addressee gets "no delivery possible" without revealing which postboxes exist.
+    if (!addressee || addressee.usage !== 'cipher') throw new OsciError('ERR_RECIPIENT_REFUSED', 'addressee is not a postbox of this intermediary');
+    if (addressee.revoked && addressee.revoked <= ctx.now) throw new OsciError('ERR_CERT_REVOKED', 'addressee cipher certificate is revoked', { feedback: '9707' });
+
+    const inspections = this.inspections(msg.certificates, ctx.now);
+    const order: StoredOrder = {
+      v: 1,
+      messageId: msg.messageId,
+      subject: msg.subject,
+      qualityOfTimestamp: msg.qualityOfTimestamp,
+      contentPackage: msg.contentPackage,
+      certificates: msg.certificates.map((c) => ({ role: c.role, usage: c.usage, der: c.der.toString('base64'), id: c.id })),
+    };
+    const writer = await this.beginStore(msg.messageId, ctx.clientFp);
+    let stored: MessageSummary;
+    try {
+      for (const a of ctx.decoded.attachments) {
+        await writer.addPart({ contentId: a.contentId, contentType: a.contentType ?? 'application/octet-stream' }, a.open());
+      }
+      // The receipt below is built only after commit resolved: message, parts and process card are durable.
+      stored = await writer.commit(
+        { originatorId: ctx.participantId ?? `cert:${ctx.clientFp}`, addresseeId: addressee.participantId, soapXml: Buffer.from(JSON.stringify(order)) },
+        { creation: ctx.now, subject: msg.subject, inspections: inspections as unknown as JsonValue },
+      );
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    }
+    this.o.metrics?.stored.inc();
+    ctx.log.info({ messageId: msg.messageId, parts: stored.parts.length }, 'delivery stored');
+    return {
+      type: 'responseToStoreDelivery',
+      controlBlock,
+      certificates: this.intermediaryCertificates(),
+      feedback: [this.entry(ctx, '0800')],
+      processCardBundle: bundleOf(stored, 'stored'),
+    };
+  }
+
+  /**
+   * A MessageId we issued to this client is consumed with the commit (9801 on reuse). Clients that bring their
+   * own MessageId (the reference library can) are accepted when configured; uniqueness still holds.
+   */
+  private async beginStore(messageId: string, clientFp: string) {
+    try {
+      return await this.o.store.beginMessage(messageId, { issuedTo: clientFp });
+    } catch (e) {
+      if (!(e instanceof OsciError) || e.code !== 'ERR_MESSAGE_ID' || !this.o.acceptForeignMessageIds) throw e;
+      return this.o.store.beginMessage(messageId);
+    }
+  }
+
+  private requireParticipant(ctx: RequestContext): string {
+    if (!ctx.participantId) throw new OsciError('ERR_UNAUTHORISED', 'signer is not the registered owner of a postbox');
+    return ctx.participantId;
+  }
+
+  private async fetchDelivery(ctx: RequestContext, msg: OsciMessageOf<'fetchDelivery'>, dialog: { controlBlock: ControlBlock; state: DialogState }) {
+    const owner = this.requireParticipant(ctx);
+    const sel = msg.selection;
+    const waiting = await this.o.store.listWaiting(owner, {
+      messageId: sel?.by === 'messageId' ? sel.messageId : undefined,
+      receivedAfter: sel?.by === 'receptionOfDelivery' ? new Date(sel.dateTime) : undefined,
+      limit: 2,
+    });
+    const found = waiting[0];
+    if (!found) throw new OsciError('ERR_NOT_FOUND', 'no delivery matches the selection');
+    const order = JSON.parse(found.soapXml.toString('utf8')) as StoredOrder;
+    await this.o.store.recordForwarding(found.messageId, ctx.now);
+    // Reception is recorded when the next request of this dialog arrives (§2).
+    await this.o.store.updateDialog(dialog.state.conversationId ?? '', (rec) => ({
+      next: { ...rec, pendingReceptions: [...rec.pendingReceptions, found.messageId] },
+      result: undefined,
+    }));
+    const card = { ...found, forwarding: found.forwarding ?? ctx.now };
+    const message: OsciMessage = {
+      type: 'responseToFetchDelivery',
+      controlBlock: dialog.controlBlock,
+      certificates: [...this.intermediaryCertificates(), ...order.certificates.map((c) => ({ role: c.role, usage: c.usage, der: Buffer.from(c.der, 'base64'), id: c.id }))],
+      feedback: [this.entry(ctx, waiting.length > 1 ? '3800' : '0801')],
+      selection: sel,
+      processCardBundle: bundleOf(card, 'delivered'),
+      contentPackage: order.contentPackage,
+    };
+    const store = this.o.store;
+    const attachments = found.parts.map((p) => ({
+      contentId: p.contentId,
+      contentType: p.contentType,
+      size: p.size,
+      open: () => lazyPart(() => store.openPart(found.messageId, p.index)),
+    }));
+    ctx.log.info({ messageId: found.messageId }, 'delivery fetched');
+    return this.reply(message, attachments);
+  }
+
+  private async fetchProcessCard(ctx: RequestContext, msg: OsciMessageOf<'fetchProcessCard'>, dialog: { controlBlock: ControlBlock }): Promise<OsciMessage> {
+    const who = this.requireParticipant(ctx);
+    const sel = msg.selection;
+    const quantity = msg.quantityLimit;
+    const cards = await this.o.store.listProcessCards(who, {
+      messageIds: sel?.by === 'messageId' ? sel.messageIds : undefined,
+      receivedFrom: sel?.by === 'receptionOfDelivery' ? new Date(sel.dateTime) : undefined,
+      modifiedSince: sel?.by === 'recentModification' ? new Date(sel.dateTime) : undefined,
+      noReception: sel && sel.by !== 'messageId' ? sel.noReception : undefined,
+      role: sel && sel.by !== 'messageId' && sel.role ? (sel.role === 'Addressee' ? 'addressee' : 'originator') : undefined,
+      quantity: quantity === undefined ? undefined : quantity + 1,
+    });
+    if (cards.length === 0) throw new OsciError('ERR_PROCESS_CARD_NOT_FOUND', 'no process card matches the selection');
+    const more = quantity !== undefined && cards.length > quantity;
+    const list = more ? cards.slice(0, quantity) : cards;
+    return {
+      type: 'responseToFetchProcessCard',
+      controlBlock: dialog.controlBlock,
+      certificates: this.intermediaryCertificates(),
+      feedback: [this.entry(ctx, more ? '3801' : '0801')],
+      selection: sel,
+      quantityLimit: quantity,
+      processCardBundles: list.map((c) => bundleOf(c, 'any')),
+    };
+  }
+}
+
+function isRequest(m: OsciMessage): m is Extract<OsciMessage, { type: RequestType }> {
+  return ['initDialog', 'exitDialog', 'getMessageId', 'storeDelivery', 'fetchDelivery', 'fetchProcessCard', 'forwardDelivery', 'acceptDelivery', 'mediateDelivery', 'processDelivery'].includes(m.type);
+}
+
+function toState(rec: DialogRecord): DialogState {
+  return {
+    conversationId: rec.conversationId,
+    sequenceNumber: rec.sequenceNumber,
+    lastChallenge: rec.challenge || undefined,
+    clientId: rec.clientFingerprint,
+    open: rec.open,
+    explicit: true,
+    pendingReceptions: rec.pendingReceptions,
+  };
+}
+
+function toRecord(s: DialogState, rec: DialogRecord, now: Date): DialogRecord {
+  return { ...rec, sequenceNumber: s.sequenceNumber, challenge: s.lastChallenge ?? '', open: s.open, pendingReceptions: s.pendingReceptions, lastActivity: now };
+}
+
+/** ProcessCardBundle of a stored delivery; `profile` follows the message type's ProcessCardType restriction. */
+export function bundleOf(m: MessageSummary, profile: 'stored' | 'delivered' | 'any'): ProcessCardBundle {
+  const plain = (d: Date) => ({ kind: 'plain' as const, time: d.toISOString() });
+  const card: ProcessCardBundle['processCard'] = { recentModification: m.recentModification.toISOString(), creation: plain(m.creation) };
+  if (profile !== 'stored' && m.forwarding) card.forwarding = plain(m.forwarding);
+  if (profile === 'any' && m.reception) card.reception = plain(m.reception);
+  if (m.subject !== undefined) card.subject = m.subject;
+  return { messageId: m.messageId, processCard: card, inspectionReport: (m.inspections ?? []) as unknown as Inspection[] };
+}
+
+/** A Readable that opens the stored part only when the response writer starts reading it. */
+function lazyPart(open: () => Promise<Readable>): Readable {
+  const out = new PassThrough();
+  open().then(
+    (src) => {
+      src.on('error', (e) => out.destroy(e));
+      src.pipe(out);
+    },
+    (e: unknown) => out.destroy(e as Error),
+  );
+  return out;
+}

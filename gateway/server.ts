@@ -1,0 +1,106 @@
+/**
+ * Starts the intermediary: configuration → dev PKI on first run → store → identities and mailboxes →
+ * HTTP. `stop()` stops accepting, lets in-flight requests finish, then closes the store.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { initDevPki, DEFAULT_DEV_IDENTITIES } from '../crypto/devpki.ts';
+import { loadCertificate } from '../crypto/keys.ts';
+import { OsciError } from '../protocol/errors.ts';
+import type { ServerConfig } from './config.ts';
+import { createApp } from './http/app.ts';
+import { loadIdentityDir, loadKeyRef, type Identity } from './identity.ts';
+import { createLogger, type Logger } from './log.ts';
+import { createMetrics } from './metrics.ts';
+import { Intermediary } from './osci/intermediary.ts';
+import { openStore, type Store } from './store/index.ts';
+import { Trust } from './trust.ts';
+
+export interface RunningServer {
+  url: string;
+  store: Store;
+  identity: Identity;
+  log: Logger;
+  stop(): Promise<void>;
+}
+
+async function register(store: Store, id: string, sig: X509Certificate[], cipher: X509Certificate[], extra: { name?: string; endpointUrl?: string } = {}) {
+  await store.upsertParticipant({ id, ...extra });
+  for (const [usage, list] of [['signature', sig], ['cipher', cipher]] as const) {
+    for (const c of list) {
+      await store.addCertificate({ participantId: id, usage, der: c.raw, notBefore: new Date(c.validFrom), notAfter: new Date(c.validTo) });
+    }
+  }
+}
+
+export async function startServer(cfg: ServerConfig, opts: { log?: Logger } = {}): Promise<RunningServer> {
+  const log = opts.log ?? createLogger({ level: cfg.logLevel });
+  mkdirSync(cfg.dataDir, { recursive: true });
+  const tmpDir = join(cfg.dataDir, 'tmp');
+  mkdirSync(tmpDir, { recursive: true });
+
+  const anchors: X509Certificate[] = Trust.anchorsFrom(cfg.trustAnchors);
+  const crlFiles = [...cfg.crls];
+  if (cfg.devPki.enabled) {
+    const t0 = Date.now();
+    const pki = await initDevPki(cfg.devPki.dir, { bits: cfg.devPki.bits });
+    if (pki.generatedKeys > 0) log.info({ dir: pki.dir, keys: pki.generatedKeys, ms: Date.now() - t0 }, 'development PKI created (NOT FOR PRODUCTION)');
+    anchors.push(pki.ca.certificate);
+    crlFiles.push(pki.ca.crlPath);
+  }
+
+  let identity: Identity;
+  if (cfg.identity) identity = { signature: loadKeyRef(cfg.identity.signature), ciphers: [loadKeyRef(cfg.identity.cipher)] };
+  else if (cfg.identityDir && existsSync(cfg.identityDir)) identity = loadIdentityDir(cfg.identityDir);
+  else throw new OsciError('ERR_USAGE', `no intermediary identity: ${cfg.identityDir ?? '(none)'} does not exist; run "amtsbote certs init-dev" or configure identity`);
+
+  const store = await openStore(cfg.db ?? `sqlite:${cfg.dataDir}`);
+  await store.migrate();
+
+  if (cfg.devPki.enabled && cfg.registerDevIdentities) {
+    for (const id of DEFAULT_DEV_IDENTITIES) {
+      if (id === 'intermediary') continue;
+      const dir = join(cfg.devPki.dir, id);
+      if (!existsSync(join(dir, 'signature.cert.pem'))) continue;
+      await register(store, id, [loadCertificate(join(dir, 'signature.cert.pem'))], [loadCertificate(join(dir, 'cipher.cert.pem'))], { name: `${id} (dev)` });
+    }
+  }
+  for (const p of cfg.participants) {
+    await register(store, p.id, p.signatureCerts.flatMap((f) => [loadCertificate(readFileSync(f))]), p.cipherCerts.map((f) => loadCertificate(readFileSync(f))), { name: p.name, endpointUrl: p.endpointUrl });
+  }
+
+  const metrics = createMetrics();
+  const trust = new Trust(store, { anchors, crlFiles, trustRegistered: cfg.trustRegisteredCertificates, minRsaBits: cfg.minRsaBits });
+  const intermediary = new Intermediary({ store, identity, trust, tmpDir, limits: cfg.limits, acceptForeignMessageIds: true, metrics });
+  let shuttingDown = false;
+  let url = '';
+  const app = createApp({ intermediary, store, metrics, log, publicUrl: () => cfg.publicUrl ?? url, isShuttingDown: () => shuttingDown });
+  const server: Server = createServer({ requestTimeout: 0 }, app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(cfg.port, cfg.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  url = `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  log.info({ url, store: store.kind }, 'intermediary listening');
+
+  return {
+    url,
+    store,
+    identity,
+    log,
+    async stop() {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      // Stop accepting; in-flight requests finish (server.close waits for them), idle keep-alives are closed.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await closed;
+      await store.close();
+      log.info('intermediary stopped');
+    },
+  };
+}
