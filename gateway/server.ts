@@ -77,7 +77,10 @@ export async function startServer(cfg: ServerConfig, opts: { log?: Logger } = {}
   const intermediary = new Intermediary({ store, identity, trust, tmpDir, limits: cfg.limits, acceptForeignMessageIds: true, metrics });
   let shuttingDown = false;
   let url = '';
-  const app = createApp({ intermediary, store, metrics, log, publicUrl: () => cfg.publicUrl ?? url, isShuttingDown: () => shuttingDown });
+  const app = createApp({
+    intermediary, store, metrics, log, publicUrl: () => cfg.publicUrl ?? url, isShuttingDown: () => shuttingDown,
+    ownCertificates: () => ({ cipher: identity.ciphers.map((c) => c.cert), signature: identity.signature.cert }),
+  });
   const server: Server = createServer({ requestTimeout: 0 }, app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

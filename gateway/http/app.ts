@@ -2,7 +2,7 @@
  * HTTP surface of the intermediary: POST /osci (every OSCI request type), GET /directory/:id (cipher
  * certificates and endpoint of a postbox, SAFE/DVDV style), /healthz, /readyz, /metrics.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, type X509Certificate } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import express, { type Request, type Response } from 'express';
 import type { Logger } from '../log.ts';
@@ -18,7 +18,12 @@ export interface AppDeps {
   /** Base URL announced in the directory. */
   publicUrl: () => string;
   isShuttingDown: () => boolean;
+  /** The intermediary's own certificates (newest cipher certificate first). */
+  ownCertificates: () => { cipher: X509Certificate[]; signature: X509Certificate };
 }
+
+const pem = (der: Buffer) => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').match(/.{1,64}/g)?.join('\n')}\n-----END CERTIFICATE-----\n`;
+const certJson = (c: X509Certificate) => ({ fingerprint: createHash('sha256').update(c.raw).digest('hex'), notBefore: new Date(c.validFrom).toISOString(), notAfter: new Date(c.validTo).toISOString(), pem: pem(c.raw) });
 
 function requestId(req: Request): string {
   const given = req.get('x-request-id');
@@ -55,6 +60,12 @@ export function createApp(d: AppDeps): express.Express {
     }
   });
 
+  // The intermediary itself: where to send, whom to encrypt for, which signature to expect on responses.
+  app.get('/directory', (_req, res) => {
+    const own = d.ownCertificates();
+    res.json({ endpoint: `${d.publicUrl()}/osci`, cipherCertificates: own.cipher.map(certJson), signatureCertificate: certJson(own.signature) });
+  });
+
   app.get('/directory/:id', async (req: Request, res: Response) => {
     const id = String(req.params.id);
     const p = await d.store.getParticipant(id);
@@ -64,7 +75,6 @@ export function createApp(d: AppDeps): express.Express {
     }
     const now = new Date();
     const ciphers = await d.store.certificatesOf(id, 'cipher', now);
-    const pem = (der: Buffer) => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').match(/.{1,64}/g)?.join('\n')}\n-----END CERTIFICATE-----\n`;
     if (req.query.format === 'pem' || (req.accepts(['application/json', 'application/x-pem-file']) === 'application/x-pem-file')) {
       res.type('application/x-pem-file').send(ciphers.map((c) => pem(c.der)).join(''));
       return;

@@ -135,7 +135,9 @@ export class SqliteStore implements Store {
         db.close();
         throw err;
       }
-      return new SqliteStore(dir, db);
+      const store = new SqliteStore(dir, db);
+      await store.payloads.init();
+      return store;
     });
   }
 
