@@ -232,6 +232,11 @@ export class OsciDialog {
     return this.state.conversationId;
   }
 
+  /** Continue this dialog through another client (e.g. another intermediary process behind the same store). */
+  via(client: OsciClient): OsciDialog {
+    return new OsciDialog(client, this.state);
+  }
+
   private advance(next: ClientDialogState | undefined): void {
     if (next) this.state = next;
     else this.state = { ...this.state, open: false };

@@ -1,0 +1,27 @@
+/** One development PKI per test process (2048-bit keys for speed; the product default is 3072). */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initDevPki, type DevPkiResult } from '../../crypto/devpki.ts';
+import { loadCertificate, loadPrivateKey } from '../../crypto/keys.ts';
+import type { KeyObject, X509Certificate } from 'node:crypto';
+
+let pki: Promise<DevPkiResult> | undefined;
+
+export function testPki(): Promise<DevPkiResult> {
+  pki ??= initDevPki(mkdtempSync(join(tmpdir(), 'amtsbote-pki-')), { bits: 2048 });
+  return pki;
+}
+
+export interface TestIdentity {
+  id: string;
+  signature: { key: KeyObject; cert: X509Certificate };
+  cipher: { key: KeyObject; cert: X509Certificate };
+}
+
+export async function testIdentity(id: string): Promise<TestIdentity> {
+  const r = await testPki();
+  const dir = join(r.dir, id);
+  const pair = (u: string) => ({ key: loadPrivateKey(join(dir, `${u}.key.pem`)), cert: loadCertificate(join(dir, `${u}.cert.pem`)) });
+  return { id, signature: pair('signature'), cipher: pair('cipher') };
+}
