@@ -14,6 +14,13 @@
  *   unfinished writers are removed by `recover()` (also run by `migrate()`).
  * - Payloads are streamed: memory stays bounded whatever the part size (200 MB parts, §13).
  *
+ * Server flow (osci-protocol.md §1, §2):
+ * - getMessageId: `issueMessageId(id, clientFp, now)`.
+ * - storeDelivery: `w = beginMessage(id, { issuedTo: clientFp })`, `w.addPart(...)` per attachment,
+ *   `w.commit(meta, card)`, and only then the receipt; on any failure `w.abort()`.
+ * - each request in an explicit dialog: `updateDialog(cid, fn)` with the ControlBlock checks in `fn`,
+ *   acknowledging `pendingReceptions` (§2); fetchDelivery adds the delivered MessageId to them.
+ *
  * Errors: every rejection is an `OsciError` (protocol/errors.ts). Store-internal failures are
  * `ERR_INTERNAL` with the generic message "store failure"; the database error is kept in `cause` for the
  * log only and never reaches the wire.
@@ -156,8 +163,9 @@ export interface StoredMessage extends MessageSummary {
 
 /**
  * Streams one message into storage. Parts are added one after another; nothing is visible until
- * `commit` resolves. After `commit` or `abort` the writer is finished; abort after a failed step
- * releases everything it held.
+ * `commit` resolves. Every writer must end in `commit` or `abort` (it holds the MessageId, and in
+ * PostgreSQL a connection with an open transaction). After a failed `addPart` only `abort` is allowed;
+ * a failed `commit` has already released everything.
  */
 export interface MessageWriter {
   readonly messageId: string;

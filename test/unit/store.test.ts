@@ -497,6 +497,14 @@ function contract(name: string, makeHarness: (ctx: Mocha.Context) => Promise<Har
         expect(peak - base, `rss grew by ${Math.round((peak - base) / 1e6)} MB`).to.be.lessThan(120 * 1024 * 1024);
       });
 
+      it('recover() keeps every committed message readable', async function () {
+        const before = await store.getMessage('msg-1');
+        await second.recover();
+        await store.recover();
+        expect(await store.getMessage('msg-1')).to.deep.equal(before);
+        expect((await readAll(await store.openPart('msg-1', 1))).toString()).to.equal('Hallo Gericht');
+      });
+
       it('hides store internals behind "store failure" (no SQL on the wire)', async function () {
         const extra = await h.open();
         await extra.migrate();
@@ -516,6 +524,30 @@ function contract(name: string, makeHarness: (ctx: Mocha.Context) => Promise<Har
 
 contract('sqlite', async () => sqliteHarness());
 contract('postgres', pgHarness);
+
+describe('store: openStore URLs', function () {
+  it('rejects unusable URLs as ERR_USAGE', async function () {
+    await expectOsciError(openStore('mysql://localhost/x'), 'ERR_USAGE');
+    await expectOsciError(openStore('sqlite:'), 'ERR_USAGE');
+    await expectOsciError(openStore(`${PG_URL}?schema=Bad-Name`), 'ERR_USAGE');
+  });
+
+  it('opens sqlite:<dir> and sqlite://<abs dir>', async function () {
+    const h = await sqliteHarness();
+    try {
+      const a = await openStore(`sqlite://${h.dir}`);
+      await a.migrate();
+      await a.upsertParticipant({ id: 'x' });
+      await a.close();
+      const b = await openStore(`sqlite:${h.dir}`);
+      expect(b.kind).to.equal('sqlite');
+      expect((await b.getParticipant('x'))?.id).to.equal('x');
+      await b.close();
+    } finally {
+      await h.destroy();
+    }
+  });
+});
 
 describe('store: SQLite crash leftovers', function () {
   it('recover() removes tmp files and payload dirs no committed row names, keeps committed ones', async function () {
