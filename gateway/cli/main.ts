@@ -1,6 +1,7 @@
 /** The `amtsbote` command line. Each command group lives in its own module. */
 import { Command, CommanderError } from 'commander';
 import { registerCerts } from './certs.ts';
+import { registerMail } from './mail.ts';
 import { registerServe } from './serve.ts';
 import { registerXml } from './xml.ts';
 
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
       '\nExit codes: 0 ok, 1 verification/check failed, 2 unreadable input or usage error, 3 remote/network, 4 unauthorised, 5 internal.',
     );
   registerServe(program);
+  registerMail(program);
   registerCerts(program);
   registerXml(program);
   return program;
