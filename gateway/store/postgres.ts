@@ -183,12 +183,17 @@ export class PgStore implements Store {
       this.tx(async (c) => {
         // Serialises concurrent migrations (two processes starting at once).
         await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`amtsbote:migrate:${this.schema}`]);
+        const current = async (): Promise<string | undefined> => {
+          const exists = await c.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [this.t('meta')]);
+          if (exists.rows[0]?.t === null) return undefined;
+          return (await c.query<{ value: string }>(`SELECT value FROM ${this.t('meta')} WHERE key = 'schema_version'`)).rows[0]?.value;
+        };
+        const version = await current();
+        if (version === SCHEMA_VERSION) return; // no DDL on a live schema: it would lock tables that running writers use
+        if (version !== undefined) throw new OsciError('ERR_INTERNAL', 'store schema version is not supported');
         await c.query(`CREATE SCHEMA IF NOT EXISTS ${this.s}`);
         await c.query(schemaSql(this.s));
-        const r = await c.query<{ value: string }>(`SELECT value FROM ${this.t('meta')} WHERE key = 'schema_version'`);
-        const version = r.rows[0]?.value;
-        if (version === undefined) await c.query(`INSERT INTO ${this.t('meta')} (key, value) VALUES ('schema_version', $1)`, [SCHEMA_VERSION]);
-        else if (version !== SCHEMA_VERSION) throw new OsciError('ERR_INTERNAL', 'store schema version is not supported');
+        await c.query(`INSERT INTO ${this.t('meta')} (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO NOTHING`, [SCHEMA_VERSION]);
       }),
     );
     await this.recover();
