@@ -1,0 +1,161 @@
+/**
+ * Decoding an OSCI message as received (osci-protocol.md §4–6, §11), server side (a client's order) and client
+ * side (a supplier's response):
+ *   1. outer MIME entity: SOAP part in memory, every other part streamed to a temporary file;
+ *   2. transport encryption (§5): `osci_enc` decrypted streaming into a second temporary file, the GCM tag
+ *      verified before a single plaintext byte is parsed, then the inner MIME entity parsed from that file;
+ *   3. Client/SupplierSignature (§6) verified with the key trustSigner returns, coverage of every read element and
+ *      every attachment enforced, the model parsed again from the verified elements only.
+ * Every rejection is an OsciError carrying a code of protocol/errors.ts; temporary files are removed on failure.
+ */
+import { X509Certificate } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { DEFAULT_POLICY } from '../../crypto/algorithms.ts';
+import { OsciError, toOsciError, type ErrorCode } from '../errors.ts';
+import type { MimeLimits } from '../mime.ts';
+import type { OsciMessage } from '../model.ts';
+import { parseSoap, type ParsedSoap } from '../soap-parse.ts';
+import { parseSpilled, type SpilledPart } from './multipart.ts';
+import { verifyEnvelope } from './signatures.ts';
+import { Spill } from './spill.ts';
+import { decryptTransportPayload, transportEncryptedData } from './transport.ts';
+import type { DecodeLimits, DecodeOptions, DecodedAttachment, DecodedMessage } from './types.ts';
+
+export type OpenOptions = Pick<DecodeOptions, 'contentType' | 'transportKeys' | 'requireTransportEncryption' | 'tmpDir' | 'limits' | 'policy'> & {
+  /**
+   * Inspection only: when no configured key opens the transport encryption, return the outer envelope with
+   * `transport.locked` instead of rejecting.
+   */
+  keepLocked?: boolean;
+};
+
+/** A message after the transport layer, before any signature check: nothing in it is authenticated yet. */
+export interface OpenedMessage {
+  /** Unverified parse of the (inner) SOAP part; the outer envelope when `transport.locked`. */
+  soap: ParsedSoap;
+  transport: {
+    encrypted: boolean;
+    recipient?: X509Certificate;
+    /** Set with keepLocked when the payload could not be decrypted. */
+    locked?: { code: ErrorCode; message: string };
+  };
+  attachments: DecodedAttachment[];
+  dispose(): Promise<void>;
+}
+
+function mimeLimits(l: DecodeLimits | undefined): Partial<MimeLimits> {
+  const out: Partial<MimeLimits> = {};
+  if (l?.maxTotalBytes !== undefined) out.maxTotalBytes = l.maxTotalBytes;
+  if (l?.maxParts !== undefined) out.maxParts = l.maxParts;
+  if (l?.maxInMemoryPartBytes !== undefined) out.maxInMemoryBytes = l.maxInMemoryPartBytes;
+  return out;
+}
+
+function toAttachments(parts: readonly SpilledPart[], spill: Spill): DecodedAttachment[] {
+  return parts.map((p) => ({
+    contentId: p.contentId,
+    size: p.size,
+    sha256: p.sha256,
+    ...(p.contentType !== undefined ? { contentType: p.contentType } : {}),
+    open: () => spill.reader(p.path),
+  }));
+}
+
+/** Steps 1 and 2: MIME and transport decryption. */
+export async function openMessage(body: Readable | Buffer, opts: OpenOptions): Promise<OpenedMessage> {
+  const spill = await Spill.create(opts.tmpDir);
+  const dispose = () => spill.dispose();
+  try {
+    const limits = mimeLimits(opts.limits);
+    const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
+    const outer = await parseSpilled(source, spill, { ...(opts.contentType !== undefined ? { contentType: opts.contentType } : {}), limits });
+    const outerSoap = parseSoap(outer.root);
+    if (outerSoap.type !== 'soapMessageEncrypted') {
+      if (opts.requireTransportEncryption) {
+        throw new OsciError('ERR_SOAP_MALFORMED', 'transport encryption (soapMessageEncrypted) is required');
+      }
+      return { soap: outerSoap, transport: { encrypted: false }, attachments: toAttachments(outer.parts, spill), dispose };
+    }
+
+    // §5: exactly the SOAP part and the encrypted payload it references.
+    const { cid } = transportEncryptedData(outerSoap);
+    const payload = outer.parts[0];
+    if (outer.parts.length !== 1 || !payload || payload.contentId !== cid) {
+      throw new OsciError('ERR_MIME_MALFORMED', `a transport-encrypted message holds exactly one further part, cid:${cid}`);
+    }
+    const plainPath = spill.path('plain');
+    let recipient: X509Certificate | undefined;
+    try {
+      ({ recipient } = await decryptTransportPayload(
+        outerSoap,
+        (c) => (c === cid ? spill.reader(payload.path) : undefined),
+        opts.transportKeys,
+        spill.writer(plainPath),
+        opts.policy ?? DEFAULT_POLICY,
+      ));
+    } catch (e) {
+      await spill.remove(plainPath); // unauthenticated bytes: never read
+      const err = toOsciError(e);
+      if (opts.keepLocked && (err.code === 'ERR_DECRYPT' || err.code === 'ERR_TRANSPORT_KEY_UNKNOWN')) {
+        return { soap: outerSoap, transport: { encrypted: true, locked: { code: err.code, message: err.message } }, attachments: [], dispose };
+      }
+      throw err;
+    }
+    await spill.remove(payload.path);
+    // The tag verified: the plaintext is the inner MIME entity with its own headers (§5, §11).
+    const inner = await parseSpilled(spill.reader(plainPath), spill, { limits });
+    await spill.remove(plainPath);
+    const soap = parseSoap(inner.root);
+    if (soap.type === 'soapMessageEncrypted') throw new OsciError('ERR_SOAP_MALFORMED', 'nested transport encryption');
+    return {
+      soap,
+      transport: recipient ? { encrypted: true, recipient } : { encrypted: true },
+      attachments: toAttachments(inner.parts, spill),
+      dispose,
+    };
+  } catch (e) {
+    await dispose();
+    throw toOsciError(e);
+  }
+}
+
+/** The whole decode: transport, signature, model from the verified elements. */
+export async function decodeMessage(body: Readable | Buffer, opts: DecodeOptions): Promise<DecodedMessage> {
+  const opened = await openMessage(body, opts);
+  try {
+    const byCid = new Map(opened.attachments.map((a) => [a.contentId, a]));
+    const v = await verifyEnvelope(opened.soap, {
+      signature: opts.signature,
+      trustSigner: opts.trustSigner,
+      ...(opts.policy ? { policy: opts.policy } : {}),
+      openAttachment: (cid) => byCid.get(cid)?.open(),
+      attachmentIds: opened.attachments.map((a) => a.contentId),
+    });
+    const out: DecodedMessage = {
+      message: v.soap.message,
+      soap: v.soap,
+      transport: opened.transport,
+      attachments: opened.attachments,
+      dispose: opened.dispose,
+    };
+    if (v.signature) out.signature = v.signature;
+    return out;
+  } catch (e) {
+    await opened.dispose();
+    throw toOsciError(e);
+  }
+}
+
+/**
+ * The certificate a response to `message` must be transport-encrypted for: the order's CipherCertificateOriginator
+ * (§5; the reference samples carry Carol's there, §11). ERR_CIPHER_CERT_MISSING (9500) when the order has none.
+ */
+export function responseCipherCertificate(message: OsciMessage): X509Certificate {
+  const c = 'certificates' in message ? message.certificates.find((x) => x.role === 'originator' && x.usage === 'cipher') : undefined;
+  if (!c) throw new OsciError('ERR_CIPHER_CERT_MISSING', `${message.type} carries no CipherCertificateOriginator`);
+  try {
+    return new X509Certificate(c.der);
+  } catch (e) {
+    throw new OsciError('ERR_CIPHER_CERT_MISSING', 'the CipherCertificateOriginator is unreadable', { cause: e });
+  }
+}

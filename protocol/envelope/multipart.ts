@@ -1,0 +1,69 @@
+/**
+ * An OSCI MIME message (osci-protocol.md §4, §11) parsed with the SOAP root part in memory and every other
+ * part streamed to a temporary file, so memory stays bounded whatever the attachment sizes.
+ */
+import type { Readable } from 'node:stream';
+import { OsciError } from '../errors.ts';
+import { parseMultipart, type MimeLimits, type ParsedMultipart } from '../mime.ts';
+import type { Spill } from './spill.ts';
+
+export interface SpilledPart {
+  /** Content-ID without angle brackets (what `cid:` names). */
+  contentId: string;
+  contentType?: string;
+  /** Raw body bytes as transmitted (what a ClientSignature `cid:` digest covers, §6). */
+  size: number;
+  sha256: Buffer;
+  path: string;
+}
+
+export interface SpilledMultipart {
+  /** Raw bytes of the SOAP root part. */
+  root: Buffer;
+  /** Every other part, in message order. */
+  parts: SpilledPart[];
+  multipart: ParsedMultipart;
+}
+
+export interface SpillParseOptions {
+  /** HTTP Content-Type; for `text/xml` (reference library) the entity headers are read from the body (§11). */
+  contentType?: string;
+  limits?: Partial<MimeLimits>;
+}
+
+export async function parseSpilled(source: Readable | AsyncIterable<Buffer>, spill: Spill, opts: SpillParseOptions): Promise<SpilledMultipart> {
+  const paths = new Map<number, string>();
+  const multipart = await parseMultipart(source, {
+    ...(opts.contentType !== undefined ? { contentType: opts.contentType } : {}),
+    ...(opts.limits ? { limits: opts.limits } : {}),
+    // The reference library writes a wrong Content-Length on the wire SOAP part (§11); other parts must match.
+    contentLengthCheck: 'except-root',
+    sink: (part) => {
+      if (part.isRoot) return null;
+      const path = spill.path('part');
+      paths.set(part.index, path);
+      return spill.writer(path);
+    },
+  });
+  const rootPart = multipart.parts[multipart.root];
+  if (!rootPart || rootPart.body === undefined) throw new OsciError('ERR_MIME_MALFORMED', 'the message has no SOAP root part');
+  if (rootPart.contentType !== undefined && rootPart.contentType !== 'text/xml' && rootPart.contentType !== 'application/xml') {
+    throw new OsciError('ERR_MIME_MALFORMED', `the SOAP root part is ${rootPart.contentType}, not text/xml`);
+  }
+  const parts: SpilledPart[] = [];
+  for (const p of multipart.parts) {
+    if (p.isRoot) continue;
+    const path = paths.get(p.index);
+    if (path === undefined) throw new OsciError('ERR_INTERNAL', 'a MIME part was not spilled');
+    // An attachment is reachable only through `cid:` (§4): a part without Content-ID cannot be referenced or signed.
+    if (p.contentId === undefined) throw new OsciError('ERR_MIME_MALFORMED', `MIME part ${p.index + 1} has no Content-ID`);
+    parts.push({
+      contentId: p.contentId,
+      ...(p.contentType !== undefined ? { contentType: p.contentType } : {}),
+      size: p.size,
+      sha256: p.sha256,
+      path,
+    });
+  }
+  return { root: rootPart.body, parts, multipart };
+}

@@ -1,0 +1,230 @@
+/**
+ * ClientSignature / SupplierSignature (osci-protocol.md §6): inclusive C14N, rsa-sha256 by default (RSASSA-PSS
+ * verified too, §11), one Reference per signed header block and #body plus one `cid:` Reference per attachment
+ * (digest over the raw part bytes), KeyInfo = RetrievalMethod to the signer's certificate element.
+ *
+ * Verification takes the key from the caller's trustSigner, never from KeyInfo; exactly one signature outside
+ * the content containers; every element the parser read and every attachment must be referenced, and nothing
+ * else may be; the model is then parsed again from a document made of the verified elements only.
+ */
+import { X509Certificate, type KeyObject } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { NS, type CryptoPolicy } from '../../crypto/algorithms.ts';
+import { findSignatures, signXml, verifyXml, type SignReference } from '../../crypto/dsig.ts';
+import { CryptoError } from '../../crypto/errors.ts';
+import { childElements, ELEMENT_NODE, serializeXml, type Element, type Node } from '../../crypto/xml.ts';
+import { escapeAttr } from '../../crypto/c14n.ts';
+import { OsciError } from '../errors.ts';
+import { certificate } from '../messages/certificates.ts';
+import type { Certificate, CertificateRole, MessageType, OsciMessage } from '../model.ts';
+import { OSCI_NS, SOAP_NS } from '../namespaces.ts';
+import type { BuiltSoap } from '../soap-build.ts';
+import { parseSoap, type ParsedSoap } from '../soap-parse.ts';
+import { TYPE_SPECS } from '../messages/spec.ts';
+import type { EncodedAttachment, SignatureInfo, SignatureSide } from './types.ts';
+
+/**
+ * Who signs a message type and where the signer's certificate sits (§1, §4): the client of an order (originator;
+ * the intermediary for acceptDelivery/processDelivery), the supplier of a response (intermediary; the addressee
+ * for responses to acceptDelivery/processDelivery). Undefined for Fault and the transport wrapper (never signed).
+ */
+export function signerSlot(type: MessageType): { role: CertificateRole; side: SignatureSide } | undefined {
+  if (type === 'fault' || type === 'soapMessageEncrypted') return undefined;
+  const kind = TYPE_SPECS[type].kind;
+  if (kind === 'request') return { role: type === 'acceptDelivery' || type === 'processDelivery' ? 'intermediary' : 'originator', side: 'client' };
+  return { role: type === 'responseToAcceptDelivery' || type === 'responseToProcessDelivery' ? 'addressee' : 'intermediary', side: 'supplier' };
+}
+
+/** The carried signature certificate of the signer's role, if the message has one. */
+export function carriedSignerCertificate(msg: OsciMessage): { cert: Certificate; x509: X509Certificate | undefined } | undefined {
+  const slot = signerSlot(msg.type);
+  if (!slot || !('certificates' in msg)) return undefined;
+  const c = msg.certificates.find((x) => x.role === slot.role && x.usage === 'signature');
+  if (!c) return undefined;
+  let x509: X509Certificate | undefined;
+  try {
+    x509 = new X509Certificate(c.der);
+  } catch {
+    x509 = undefined; // unreadable: trustSigner sees no certificate
+  }
+  return { cert: c, x509 };
+}
+
+/**
+ * `msg` with the signer's certificate in its certificate list under the signer's role (added when missing, so that
+ * KeyInfo/RetrievalMethod can point at it); refuses a different certificate already in that slot.
+ */
+export function withSignerCertificate(msg: OsciMessage, signer: X509Certificate): { message: OsciMessage; certId: string } {
+  const slot = signerSlot(msg.type);
+  if (!slot || !('certificates' in msg)) throw new OsciError('ERR_USAGE', `${msg.type} is never signed`);
+  const existing = msg.certificates.find((c) => c.role === slot.role && c.usage === 'signature');
+  if (existing) {
+    if (!Buffer.from(existing.der).equals(signer.raw)) {
+      throw new OsciError('ERR_USAGE', `the message carries a different ${slot.role} signature certificate than the signer's`);
+    }
+    return { message: msg, certId: existing.id };
+  }
+  const added = certificate(slot.role, 'signature', signer.raw);
+  return { message: { ...msg, certificates: [...msg.certificates, added] } as OsciMessage, certId: added.id };
+}
+
+/** Signs a built envelope (built with `signaturePlaceholder`) in place. */
+export async function signEnvelope(
+  built: BuiltSoap,
+  o: { key: KeyObject; certId: string; signatureAlgorithm?: string; policy?: CryptoPolicy; attachments: readonly EncodedAttachment[] },
+): Promise<Element> {
+  const parent = built.signatureParent;
+  if (!parent) throw new OsciError('ERR_INTERNAL', 'envelope built without a signature placeholder');
+  const byCid = new Map(o.attachments.map((a) => [a.contentId, a]));
+  const references: SignReference[] = built.signedIds.map((ref) => {
+    if (!ref.startsWith('cid:')) return { id: ref };
+    const att = byCid.get(ref.slice(4));
+    if (!att) throw new OsciError('ERR_INTERNAL', `no attachment for ${ref}`);
+    // §6: no Transforms, digest over the raw part bytes exactly as they are written.
+    return { uri: encodeCid(att.contentId), data: () => att.open() as AsyncIterable<Buffer> };
+  });
+  return signXml(built.doc, parent, {
+    key: o.key,
+    ...(o.signatureAlgorithm !== undefined ? { signatureAlgorithm: o.signatureAlgorithm } : {}),
+    ...(o.policy ? { policy: o.policy } : {}),
+    references,
+    keyInfo: { retrievalMethod: { uri: `#${o.certId}` } },
+  });
+}
+
+/** `cid:` URL of a Content-ID (RFC 2392: characters outside the URL set are percent-encoded). */
+export function encodeCid(contentId: string): string {
+  return `cid:${contentId.replace(/[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g, (ch) => encodeURIComponent(ch))}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Verification
+
+function hasAncestor(n: Node, ns: string, local: string): boolean {
+  for (let p = n.parentNode; p; p = p.parentNode) {
+    if (p.nodeType === ELEMENT_NODE && (p as Element).namespaceURI === ns && (p as Element).localName === local) return true;
+  }
+  return false;
+}
+
+/** ds:Signatures of the envelope itself: every one except those inside end-to-end ContentContainers (§5). */
+export function envelopeSignatures(soap: ParsedSoap): Element[] {
+  return findSignatures(soap.doc).filter((s) => !hasAncestor(s, OSCI_NS, 'ContentContainer'));
+}
+
+export interface VerifyEnvelopeOptions {
+  signature: 'required' | 'optional';
+  trustSigner: (carried: X509Certificate | undefined, role: SignatureSide) => Promise<X509Certificate>;
+  policy?: CryptoPolicy;
+  /** Raw bytes of the attachment with this Content-ID. */
+  openAttachment: (contentId: string) => Readable | undefined;
+  /** Content-IDs of every attachment of the message. */
+  attachmentIds: readonly string[];
+}
+
+export interface VerifiedEnvelope {
+  /** Parsed again from the verified elements only (or the original parse when unsigned and allowed). */
+  soap: ParsedSoap;
+  signature?: SignatureInfo;
+}
+
+function idOf(el: Element): string | undefined {
+  const a = el.getAttributeNode('Id');
+  return a && !a.namespaceURI ? a.value : undefined;
+}
+
+export async function verifyEnvelope(soap: ParsedSoap, opts: VerifyEnvelopeOptions): Promise<VerifiedEnvelope> {
+  const sigs = envelopeSignatures(soap);
+  if (sigs.length > 1) throw new CryptoError('ERR_SIG_STRUCTURE', `expected one envelope signature, found ${sigs.length}`);
+  const slot = signerSlot(soap.type);
+  const sig = sigs[0];
+  if (!sig) {
+    // 9600: the supplier demands a signature for this order type.
+    if (opts.signature === 'required' && slot) throw new OsciError('ERR_SIGNATURE_MISSING', `${soap.type} is not signed`);
+    if (opts.attachmentIds.length > 0 && opts.signature === 'required') {
+      throw new OsciError('ERR_SIGNATURE_MISSING', 'attachments without a signature');
+    }
+    return { soap };
+  }
+  if (!slot || sig !== soap.signatureElement) {
+    throw new CryptoError('ERR_SIG_STRUCTURE', 'a ds:Signature outside the Client/SupplierSignature header block');
+  }
+
+  // The signer's certificate as carried (data only); trust is the caller's decision.
+  const carried = carriedSignerCertificate(soap.message);
+  const rm = childElements(sig, NS.ds, 'KeyInfo').flatMap((ki) => childElements(ki, NS.ds, 'RetrievalMethod'))[0];
+  const rmUri = rm?.getAttribute('URI');
+  if (rmUri !== undefined && rmUri !== null && carried && rmUri !== `#${carried.cert.id}`) {
+    throw new CryptoError('ERR_SIG_STRUCTURE', `KeyInfo names ${rmUri}, not the ${slot.role} signature certificate`);
+  }
+  const trusted = await opts.trustSigner(carried?.x509, slot.side);
+  if (!(trusted instanceof X509Certificate)) throw new OsciError('ERR_INTERNAL', 'trustSigner must return an X509Certificate');
+
+  // Every element the model is read from must be signed (§6, 9602); signed foreign header blocks are tolerated.
+  const required = soap.readElements.map((e) => ({ el: e, id: idOf(e) }));
+  const extra = soap.extraHeaders.map(idOf).filter((x): x is string => x !== undefined);
+  const ids = [...required.map((r) => r.id).filter((x): x is string => x !== undefined), ...extra];
+  const result = await verifyXml(soap.doc, sig, {
+    trust: trusted,
+    ...(opts.policy ? { policy: opts.policy } : {}),
+    ids: soap.ids,
+    expectedReferences: { ids, cids: opts.attachmentIds, exact: false },
+    resolveCid: async (cid) => opts.openAttachment(cid) as AsyncIterable<Buffer> | undefined,
+  });
+  for (const r of required) {
+    if (r.id === undefined || result.signedElements.get(r.id) !== r.el) {
+      throw new OsciError('ERR_SIGNATURE_INCOMPLETE', `${r.el.localName}${r.id ? ` #${r.id}` : ''} is not covered by the signature`);
+    }
+  }
+  const signedCids = new Set(result.references.filter((r) => r.kind === 'cid').map((r) => decodeURIComponent(r.uri.slice(4))));
+  for (const cid of opts.attachmentIds) {
+    if (!signedCids.has(cid)) throw new OsciError('ERR_SIGNATURE_INCOMPLETE', `attachment cid:${cid} is not covered by the signature`);
+  }
+
+  const verified = new Set<Element>(result.signedElements.values());
+  const reparsed = reparseVerified(soap, verified);
+  if (reparsed.type !== soap.type) throw new OsciError('ERR_SIGNATURE_INCOMPLETE', 'the signed elements do not form the same message');
+  return {
+    soap: reparsed,
+    signature: {
+      signer: trusted,
+      algorithm: result.signatureAlgorithm,
+      signedIds: [...result.signedElements.keys()],
+      cids: [...signedCids],
+    },
+  };
+}
+
+function openTag(el: Element): string {
+  let s = `<${el.nodeName}`;
+  const attrs = el.attributes;
+  for (let i = 0; i < attrs.length; i++) {
+    const a = attrs.item(i);
+    if (a) s += ` ${a.name}="${escapeAttr(a.value)}"`;
+  }
+  return `${s}>`;
+}
+
+/**
+ * Business data only from what the signature covers: a new document of the Envelope and Header start tags, the
+ * signature block and the verified header blocks, and the verified Body, parsed again from scratch.
+ */
+function reparseVerified(soap: ParsedSoap, verified: ReadonlySet<Element>): ParsedSoap {
+  const env = soap.doc.documentElement as Element;
+  let xml = openTag(env);
+  for (const child of childElements(env)) {
+    if (child.namespaceURI === SOAP_NS && child.localName === 'Header') {
+      xml += openTag(child);
+      for (const block of childElements(child)) {
+        if (block === soap.signatureBlock || verified.has(block)) xml += serializeXml(block);
+      }
+      xml += `</${child.nodeName}>`;
+    } else if (verified.has(child)) {
+      xml += serializeXml(child);
+    } else {
+      throw new OsciError('ERR_SIGNATURE_INCOMPLETE', `${child.localName} is not covered by the signature`);
+    }
+  }
+  xml += `</${env.nodeName}>`;
+  return parseSoap(xml);
+}
