@@ -91,9 +91,9 @@ export function transportEncryptedData(soap: ParsedSoap): { encryptedData: Eleme
   return { encryptedData: ed, cid };
 }
 
-/** DER certificates named in the KeyInfo of the EncryptedKeys (a hint for choosing our key, never trust). */
-function namedCertificates(ed: Element): X509Certificate[] {
-  const out: X509Certificate[] = [];
+/** SPKIs of the certificates named in the KeyInfo of the EncryptedKeys (a hint for choosing our key, never trust). */
+function namedKeys(ed: Element): Buffer[] {
+  const out: Buffer[] = [];
   const ki = childElements(ed, NS.ds, 'KeyInfo')[0];
   if (!ki) return out;
   for (const ek of childElements(ki, NS.xenc, 'EncryptedKey')) {
@@ -101,7 +101,8 @@ function namedCertificates(ed: Element): X509Certificate[] {
       for (const data of childElements(eki, NS.ds, 'X509Data')) {
         for (const c of childElements(data, NS.ds, 'X509Certificate')) {
           try {
-            out.push(new X509Certificate(Buffer.from(strictText(c, 'ERR_ENC_STRUCTURE').replace(/\s+/g, ''), 'base64')));
+            const cert = new X509Certificate(Buffer.from(strictText(c, 'ERR_ENC_STRUCTURE').replace(/\s+/g, ''), 'base64'));
+            out.push(cert.publicKey.export({ type: 'spki', format: 'der' }));
           } catch {
             // an unreadable hint names nothing we hold
           }
@@ -130,7 +131,7 @@ export async function decryptTransportPayload(
   policy: CryptoPolicy = DEFAULT_POLICY,
 ): Promise<{ recipient?: X509Certificate; cid: string }> {
   const { encryptedData, cid } = transportEncryptedData(soap);
-  const named = namedCertificates(encryptedData).map((c) => c.publicKey.export({ type: 'spki', format: 'der' }));
+  const named = namedKeys(encryptedData);
   const matching = keys.filter((k) => named.some((n) => n.equals(spkiOf(k))));
   if (keys.length === 0 || (named.length > 0 && matching.length === 0)) {
     // 9200: the supplier does not hold the private key of the certificate the message was encrypted for.
