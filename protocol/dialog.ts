@@ -102,6 +102,9 @@ export const RESPONSE_RULES: Readonly<Record<DialogMessageType, ControlBlockRule
 });
 
 /** Types that may only be sent inside an explicit dialog (a missing ConversationId gives 9802). */
+/** Dialog SequenceNumber right after initDialog: the first request of the dialog carries AFTER_INIT + 1 = 0. */
+export const AFTER_INIT = -1;
+
 export function requiresExplicitDialog(type: DialogMessageType): boolean {
   return REQUEST_RULES[type].conversationId === 'required';
 }
@@ -241,7 +244,9 @@ export function acceptRequest(
   if (type === 'initDialog') {
     const conversationId = (random.newConversationId ?? newConversationId)();
     if (!isConversationId(conversationId)) throw new OsciError('ERR_INTERNAL', 'generated ConversationId is not numeric');
-    return { ok: true, next: { ...base, conversationId, open: true, explicit: true }, acknowledged: [] };
+    // Observed with the reference library: after initDialog the client counts from -1, so the first request of the
+    // dialog carries SequenceNumber 0, the next 1, ... (osci-protocol.md §2 says 1; the library sends 0).
+    return { ok: true, next: { ...base, sequenceNumber: AFTER_INIT, conversationId, open: true, explicit: true }, acknowledged: [] };
   }
   if (isPush(type)) {
     return { ok: true, next: { ...base, open: false, explicit: false }, acknowledged: [] };
@@ -359,7 +364,7 @@ export function checkResponse(
   if (type === 'initDialog') {
     const next: ClientDialogState = {
       conversationId: received.conversationId as string,
-      sequenceNumber: 0,
+      sequenceNumber: AFTER_INIT,
       open: true,
     };
     if (received.challenge !== undefined) next.lastChallenge = received.challenge;

@@ -65,12 +65,17 @@ const isError = (code: string) => /^9/.test(code);
 export class OsciClient {
   constructor(private readonly o: OsciClientOptions) {}
 
-  private ownCertificates(): Certificate[] {
-    return [certificate('originator', 'cipher', this.o.cipher.cert.raw), certificate('originator', 'signature', this.o.signer.cert.raw)];
+  /**
+   * Our certificates for an order. Inside an explicit dialog the XSDs admit only SignatureCertificateOriginator; the
+   * intermediary keeps the cipher certificate sent with initDialog (as the reference library does).
+   */
+  private ownCertificates(controlBlock: ControlBlock): Certificate[] {
+    const sig = certificate('originator', 'signature', this.o.signer.cert.raw);
+    return controlBlock.conversationId === undefined ? [certificate('originator', 'cipher', this.o.cipher.cert.raw), sig] : [sig];
   }
 
   private base(controlBlock: ControlBlock) {
-    return { controlBlock, desiredLanguages: this.o.languages ?? ['de'], certificates: this.ownCertificates() };
+    return { controlBlock, desiredLanguages: this.o.languages ?? ['de'], certificates: this.ownCertificates(controlBlock) };
   }
 
   /** One request/response exchange; the caller disposes the decoded response. */
@@ -93,7 +98,7 @@ export class OsciClient {
     try {
       res = await fetch(this.o.endpoint, {
         method: 'POST',
-        headers: { ...enc.headers, 'content-type': enc.contentType, ...(enc.length !== undefined ? { 'content-length': String(enc.length) } : {}) },
+        headers: { 'content-type': enc.contentType, ...(enc.length !== undefined ? { 'content-length': String(enc.length) } : {}) },
         body: Readable.toWeb(body) as unknown as RequestInit['body'],
         duplex: 'half',
       } as RequestInit);

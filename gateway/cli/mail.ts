@@ -197,6 +197,7 @@ export function registerMail(program: Command): void {
               const opened = await openContent(response.contentPackage ?? { encryptedData: [], contentContainers: [] }, {
                 readerKey: me.cipher.key,
                 attachments: new Map(decoded.attachments.map((a) => [a.contentId, () => a.open()])),
+                certificates: response.certificates,
                 tmpDir: tmp,
                 trustAuthor: async (carried: X509Certificate | undefined) => {
                   if (!carried) throw new Error('content container without author certificate');
@@ -217,6 +218,10 @@ export function registerMail(program: Command): void {
                 for (const item of c.contents) {
                   if (item.kind === 'base64') {
                     texts.push(item.data.toString('utf8'));
+                    continue;
+                  }
+                  if (item.kind === 'xml') {
+                    texts.push(item.xml);
                     continue;
                   }
                   const name = safeUniqueName(item.contentId, taken);

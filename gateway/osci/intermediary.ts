@@ -63,13 +63,9 @@ const EXPLICIT_ONLY = new Set<string>(['fetchDelivery', 'fetchProcessCard', 'exi
 export class Intermediary {
   constructor(private readonly o: IntermediaryOptions) {}
 
-  /** Our certificates for the IntermediaryCertificates block of every response. */
+  /** IntermediaryCertificates of a response: ResponseTo*.xsd admit only SignatureCertificateIntermediary. */
   private intermediaryCertificates(): Certificate[] {
-    const cipher = this.o.identity.ciphers[0];
-    const out: Certificate[] = [];
-    if (cipher) out.push(certificate('intermediary', 'cipher', cipher.cert.raw));
-    out.push(certificate('intermediary', 'signature', this.o.identity.signature.cert.raw));
-    return out;
+    return [certificate('intermediary', 'signature', this.o.identity.signature.cert.raw)];
   }
 
   async handle(body: Readable, contentType: string | undefined, log: Logger): Promise<OsciResponse> {
@@ -109,8 +105,6 @@ export class Intermediary {
         now: new Date(),
         log: log.child({ type: msg.type, conversationId: msg.controlBlock.conversationId, client: clientFp.slice(0, 16) }),
       };
-      // Responses are encrypted for the client's cipher certificate (osci-protocol.md §5); without it we cannot answer (9500).
-      if (decoded.transport.encrypted && !ctx.clientCipher) throw new OsciError('ERR_CIPHER_CERT_MISSING', 'CipherCertificateOriginator is missing');
       const response = await this.dispatch(ctx);
       const encoded = await encodeMessage(response.message, {
         signer: this.o.identity.signature,
@@ -138,8 +132,9 @@ export class Intermediary {
       { type: 'fault', faultCode: err.fault, faultString: entry.text, oscicode: err.feedback },
       {},
     );
-    // SOAP 1.1 §6.2: a Fault travels with HTTP 500.
-    return { ...encoded, status: 500 };
+    // SOAP 1.1 §6.2 says HTTP 500, but the reference library's HTTP transport then discards the body and reports only
+    // "HTTP 500"; its own PassiveRecipient answers faults with 200, so we do too and the client sees the OSCI code.
+    return { ...encoded, status: 200 };
   }
 
   private async dispatch(ctx: RequestContext): Promise<{ message: OsciMessage; attachments?: NonNullable<Parameters<typeof encodeMessage>[1]['attachments']>; feedback: string }> {
@@ -147,6 +142,9 @@ export class Intermediary {
     const cb = msg.controlBlock;
     // Dialog rules first (§2): 9400/9802 are decided before any order is executed.
     const dialog = await this.enterDialog(ctx, msg.type, cb);
+    // Responses are encrypted for the client's cipher certificate (osci-protocol.md §5); without it we cannot answer (9500).
+    // Checked before any order is executed, so nothing is stored for a client we could not answer.
+    if (ctx.decoded.transport.encrypted && !ctx.clientCipher) throw new OsciError('ERR_CIPHER_CERT_MISSING', 'CipherCertificateOriginator is missing');
     try {
       switch (msg.type) {
         case 'initDialog':
@@ -219,13 +217,14 @@ export class Intermediary {
       if (type !== 'initDialog') return { controlBlock: resp.controlBlock, state: resp.next };
       const conversationId = await this.o.store.createDialog({
         clientFingerprint: ctx.clientFp,
-        sequenceNumber: 0,
+        sequenceNumber: resp.next.sequenceNumber,
         challenge: resp.next.lastChallenge ?? '',
         open: true,
         created: ctx.now,
         lastActivity: ctx.now,
         pendingReceptions: [],
-        data: null,
+        // The reference library sends CipherCertificateOriginator only with initDialog; later responses of the dialog are encrypted for it.
+        data: ctx.clientCipher ? { clientCipher: ctx.clientCipher.raw.toString('base64') } : null,
       });
       const state = { ...resp.next, conversationId };
       return { controlBlock: { ...resp.controlBlock, conversationId }, state };
@@ -234,6 +233,8 @@ export class Intermediary {
       const r = acceptRequest(toState(rec), type, cb, ctx.clientFp);
       if (!r.ok) throw r.error;
       const resp = respond(r.next, type, cb);
+      const kept = (rec.data as { clientCipher?: string } | null)?.clientCipher;
+      if (!ctx.clientCipher && kept) ctx.clientCipher = derToCert(Buffer.from(kept, 'base64'));
       return {
         next: toRecord(resp.next, rec, ctx.now),
         result: { controlBlock: resp.controlBlock, state: resp.next },

@@ -116,7 +116,7 @@ export function dialogColumns(d: NewDialog): {
   pending: string;
   data: string;
 } {
-  if (!Number.isSafeInteger(d.sequenceNumber) || d.sequenceNumber < 0) throw misuse('sequenceNumber must be a non-negative integer');
+  if (!Number.isSafeInteger(d.sequenceNumber) || d.sequenceNumber < -1) throw misuse('sequenceNumber must be an integer ≥ -1 (-1: right after initDialog)');
   if (typeof d.challenge !== 'string') throw misuse('challenge must be a string');
   if (typeof d.open !== 'boolean') throw misuse('open must be a boolean');
   if (!Array.isArray(d.pendingReceptions) || d.pendingReceptions.some((m) => typeof m !== 'string')) {

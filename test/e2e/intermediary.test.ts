@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { OsciClient, type OsciDialog } from '../../adapters/osci/client.ts';
 import { openContent, sealContent } from '../../protocol/envelope/index.ts';
 import { resolveConfig } from '../../gateway/config.ts';
-import { silentLogger } from '../../gateway/log.ts';
+import { createLogger, silentLogger } from '../../gateway/log.ts';
 import { startServer, type RunningServer } from '../../gateway/server.ts';
 import { testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
 import { pgAvailable, pgSchemaUrl, dropPgSchema } from '../helpers/pg.ts';
@@ -54,7 +54,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         devPki: { enabled: true, dir: pki.dir, bits: 2048 },
         logLevel: 'silent',
       });
-      server = await startServer(cfg, { log: silentLogger });
+      server = await startServer(cfg, { log: process.env.AMTSBOTE_TEST_LOG ? createLogger({ level: process.env.AMTSBOTE_TEST_LOG }) : silentLogger });
       [ag, stadt, kanzlei] = await Promise.all([testIdentity('ag-lemgo'), testIdentity('stadt-lemgo'), testIdentity('kanzlei-mustermann')]);
     });
     after(async () => {
@@ -117,6 +117,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         const opened = await openContent(response.contentPackage ?? { encryptedData: [], contentContainers: [] }, {
           readerKey: stadt.cipher.key,
           attachments: parts,
+          certificates: response.certificates,
           trustAuthor: async (carried) => {
             if (!carried || carried.fingerprint256 !== ag.signature.cert.fingerprint256) throw new Error('unexpected author');
             return ag.signature.cert;
@@ -125,7 +126,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         });
         expect(opened.containers).to.have.length(1);
         const c = opened.containers[0]!;
-        expect(c.signatureValid).to.equal(true);
+        expect(c.signatureValid, JSON.stringify({ sigs: c.signatures.map((x) => x.error), err: c.error })).to.equal(true);
         expect(c.signer?.fingerprint256).to.equal(ag.signature.cert.fingerprint256);
         const base64 = c.contents.filter((x) => x.kind === 'base64');
         expect(base64.map((x) => (x as { data: Buffer }).data.toString())).to.deep.equal([xjustiz.toString()]);

@@ -8,6 +8,7 @@ import {
   newChallenge,
   newConversationId,
   parseSequenceNumber,
+  AFTER_INIT,
   recordFetched,
   REQUEST_RULES,
   RESPONSE_RULES,
@@ -77,9 +78,13 @@ describe('protocol/dialog', function () {
         challenge: 'SW50ZXJtZWRCMQ==',
       });
       expect(doneFeedback(r0.next)).to.equal('0801');
+      // The reference library's first request after initDialog carries SequenceNumber 0 (observed live); the
+      // captured files were produced with a hand-set client state of 0 (README), so their first request carries 1.
+      expect(r0.next.sequenceNumber).to.equal(AFTER_INIT);
+      const asCaptured = { ...r0.next, sequenceNumber: 0 };
 
       const fetch = capturedControlBlock('04_fetchDelivery');
-      const b = ok(acceptRequest(r0.next, 'fetchDelivery', fetch, BOB, rnd));
+      const b = ok(acceptRequest(asCaptured, 'fetchDelivery', fetch, BOB, rnd));
       expect(b.acknowledged).to.deep.equal([]);
       const afterFetch = recordFetched(b.next, 'b3NjaS1qYXZhLW9yYWNsZS1tc2dpZC0wMDAx');
       const r1 = respond(afterFetch, 'fetchDelivery', fetch, rnd);
@@ -123,7 +128,8 @@ describe('protocol/dialog', function () {
     it('Alice: fetchProcessCard (4712/1) after initDialog; a replay of it is refused', function () {
       const rnd = scripted(['4712'], ['SW50ZXJtZWRBMQ==', 'SW50ZXJtZWRBMg==']);
       const init = capturedControlBlock('01_initDialog');
-      const s0 = respond(ok(acceptRequest(undefined, 'initDialog', init, ALICE, rnd)).next, 'initDialog', init, rnd).next;
+      // The capture harness set the client state to 0 after initDialog (README), so its first request carries 1.
+      const s0 = { ...respond(ok(acceptRequest(undefined, 'initDialog', init, ALICE, rnd)).next, 'initDialog', init, rnd).next, sequenceNumber: 0 };
       const fpc = capturedControlBlock('05_fetchProcessCard');
       const s1 = respond(ok(acceptRequest(s0, 'fetchProcessCard', fpc, ALICE, rnd)).next, 'fetchProcessCard', fpc, rnd).next;
       const replay = notOk(acceptRequest(s1, 'fetchProcessCard', fpc, ALICE, rnd));
@@ -144,11 +150,21 @@ describe('protocol/dialog', function () {
   });
 
   describe('supplier rules', function () {
+    /** A dialog whose last request carried SequenceNumber 0 (as the captured files' hand-set state): the next carries 1. */
     function opened(): DialogState {
       const init = { challenge: 'c0' };
       const a = ok(acceptRequest(undefined, 'initDialog', init, ALICE, { newConversationId: () => '42' }));
-      return respond(a.next, 'initDialog', init, { newChallenge: () => 'S1' }).next;
+      return { ...respond(a.next, 'initDialog', init, { newChallenge: () => 'S1' }).next, sequenceNumber: 0 };
     }
+
+    it('the first request after initDialog carries SequenceNumber 0, as the reference library sends it', function () {
+      const init = { challenge: 'c0' };
+      const a = ok(acceptRequest(undefined, 'initDialog', init, ALICE, { newConversationId: () => '42' }));
+      const s = respond(a.next, 'initDialog', init, { newChallenge: () => 'S1' }).next;
+      expect(notOk(acceptRequest(s, 'fetchDelivery', good({ sequenceNumber: 1 }), ALICE)).error.code).to.equal('ERR_SEQUENCE');
+      expect(ok(acceptRequest(s, 'fetchDelivery', good({ sequenceNumber: 0 }), ALICE)).next.sequenceNumber).to.equal(0);
+      expect(clientNext({ conversationId: '42', sequenceNumber: AFTER_INIT, lastChallenge: 'S1', open: true }, 'fetchDelivery').sequenceNumber).to.equal(0);
+    });
     const good = (over: Partial<ControlBlock> = {}): ControlBlock => ({
       conversationId: '42',
       sequenceNumber: 1,
@@ -291,7 +307,8 @@ describe('protocol/dialog', function () {
       }
       expect(client).to.equal(undefined);
       expect(supplier?.open).to.equal(false);
-      expect(supplier?.sequenceNumber).to.equal(4);
+      // initDialog, then fetchDelivery 0, storeDelivery 1, fetchProcessCard 2, exitDialog 3.
+      expect(supplier?.sequenceNumber).to.equal(3);
     });
 
     it('builds the captured request shapes', function () {
