@@ -35,7 +35,7 @@ import { base64Lines, certificate } from '../messages/certificates.ts';
 import { Children, el, elementChildren, leafText } from '../messages/dom.ts';
 import type { Certificate, ContentPackage } from '../model.ts';
 import { DS_NS, OSCI_NS, PREFIXES, XENC_NS } from '../namespaces.ts';
-import { encodeCid } from './signatures.ts';
+import { assertContentId, encodeCid } from './signatures.ts';
 import { Spill, spillStream } from './spill.ts';
 import { GCM_OVERHEAD } from './transport.ts';
 import type { EncodedAttachment } from './types.ts';
@@ -121,6 +121,7 @@ export async function sealContent(opts: SealContentOptions): Promise<SealedConte
         continue;
       }
       const a = c.attachment;
+      assertContentId(a.contentId);
       if (cids.has(a.contentId)) throw new OsciError('ERR_USAGE', `attachment ${a.contentId} given twice`);
       cids.add(a.contentId);
       container.appendChild(el(doc, OSCI_NS, 'osci:Content', { Id: id, href: `cid:${a.contentId}` }));

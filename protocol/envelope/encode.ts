@@ -8,7 +8,7 @@ import { OsciError, toOsciError } from '../errors.ts';
 import { binaryPartHeaders, newBoundary, soapPartHeaders, writeMultipart, type MultipartPartInput } from '../mime.ts';
 import type { OsciMessage } from '../model.ts';
 import { buildSoap } from '../soap-build.ts';
-import { signEnvelope, withSignerCertificate } from './signatures.ts';
+import { assertContentId, signEnvelope, withSignerCertificate } from './signatures.ts';
 import { encryptTransport, OSCI_ENC_CID } from './transport.ts';
 import type { EncodedMessage, EncodeOptions } from './types.ts';
 
@@ -27,6 +27,7 @@ export async function encodeMessage(msg: OsciMessage, opts: EncodeOptions): Prom
       if (RESERVED_CIDS.has(a.contentId) || seen.has(a.contentId)) {
         throw new OsciError('ERR_USAGE', `attachment Content-ID "${a.contentId}" is reserved or given twice`);
       }
+      assertContentId(a.contentId);
       if (!Number.isSafeInteger(a.size) || a.size < 0) throw new OsciError('ERR_USAGE', `attachment ${a.contentId}: invalid size`);
       seen.add(a.contentId);
     }

@@ -25,14 +25,16 @@ import type { EncodedAttachment, SignatureInfo, SignatureSide } from './types.ts
 
 /**
  * Who signs a message type and where the signer's certificate sits (§1, §4): the client of an order (originator;
- * the intermediary for acceptDelivery/processDelivery), the supplier of a response (intermediary; the addressee
- * for responses to acceptDelivery/processDelivery). Undefined for Fault and the transport wrapper (never signed).
+ * the intermediary for acceptDelivery/processDelivery), the supplier of a response (intermediary; the addressee for
+ * responseToAcceptDelivery, the reply's originator for responseToProcessDelivery). Undefined for Fault and the
+ * transport wrapper (never signed).
  */
 export function signerSlot(type: MessageType): { role: CertificateRole; side: SignatureSide } | undefined {
   if (type === 'fault' || type === 'soapMessageEncrypted') return undefined;
   const kind = TYPE_SPECS[type].kind;
   if (kind === 'request') return { role: type === 'acceptDelivery' || type === 'processDelivery' ? 'intermediary' : 'originator', side: 'client' };
-  return { role: type === 'responseToAcceptDelivery' || type === 'responseToProcessDelivery' ? 'addressee' : 'intermediary', side: 'supplier' };
+  // The reply to processDelivery is authored by the recipient as its Originator ([J] PassiveRecipient: KeyInfo → #originator_signature_…).
+  return { role: type === 'responseToAcceptDelivery' ? 'addressee' : type === 'responseToProcessDelivery' ? 'originator' : 'intermediary', side: 'supplier' };
 }
 
 /** The carried signature certificate of the signer's role, if the message has one. */
@@ -92,9 +94,23 @@ export async function signEnvelope(
   });
 }
 
-/** `cid:` URL of a Content-ID (RFC 2392: characters outside the URL set are percent-encoded). */
+/**
+ * Content-IDs we write: characters that need no percent-encoding in a `cid:` URL (RFC 2392) and no quoting in a
+ * MIME header, so `href`, CipherReference and Reference URIs all carry the Content-ID verbatim, as the reference
+ * library writes them ([C] `cid:attachment1.txt`).
+ */
+const SAFE_CONTENT_ID = /^[A-Za-z0-9!$&'*+\-./=^_`{|}~@]{1,200}$/;
+
+export function assertContentId(contentId: string): void {
+  if (!SAFE_CONTENT_ID.test(contentId)) {
+    throw new OsciError('ERR_USAGE', `Content-ID ${JSON.stringify(contentId)}: use 1-200 ASCII letters, digits and !$&'*+-./=^_\`{|}~@ (map file names first)`);
+  }
+}
+
+/** `cid:` URL of a Content-ID that passed assertContentId. */
 export function encodeCid(contentId: string): string {
-  return `cid:${contentId.replace(/[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g, (ch) => encodeURIComponent(ch))}`;
+  assertContentId(contentId);
+  return `cid:${contentId}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -107,9 +123,13 @@ function hasAncestor(n: Node, ns: string, local: string): boolean {
   return false;
 }
 
-/** ds:Signatures of the envelope itself: every one except those inside end-to-end ContentContainers (§5). */
+/**
+ * ds:Signatures of the envelope itself: every one except the author signatures of ContentContainers inside the
+ * Body's ContentPackage (§5), which belong to the content level.
+ */
 export function envelopeSignatures(soap: ParsedSoap): Element[] {
-  return findSignatures(soap.doc).filter((s) => !hasAncestor(s, OSCI_NS, 'ContentContainer'));
+  const inContent = (s: Element) => hasAncestor(s, OSCI_NS, 'ContentContainer') && hasAncestor(s, OSCI_NS, 'ContentPackage') && hasAncestor(s, SOAP_NS, 'Body');
+  return findSignatures(soap.doc).filter((s) => !inContent(s));
 }
 
 export interface VerifyEnvelopeOptions {
@@ -152,12 +172,14 @@ export async function verifyEnvelope(soap: ParsedSoap, opts: VerifyEnvelopeOptio
 
   // The signer's certificate as carried (data only); trust is the caller's decision.
   const carried = carriedSignerCertificate(soap.message);
-  const rm = childElements(sig, NS.ds, 'KeyInfo').flatMap((ki) => childElements(ki, NS.ds, 'RetrievalMethod'))[0];
+  const keyInfo = childElements(sig, NS.ds, 'KeyInfo')[0];
+  const rm = keyInfo ? childElements(keyInfo, NS.ds, 'RetrievalMethod')[0] : undefined;
   const rmUri = rm?.getAttribute('URI');
   if (rmUri !== undefined && rmUri !== null && carried && rmUri !== `#${carried.cert.id}`) {
     throw new CryptoError('ERR_SIG_STRUCTURE', `KeyInfo names ${rmUri}, not the ${slot.role} signature certificate`);
   }
-  const trusted = await opts.trustSigner(carried?.x509, slot.side);
+  // Without a certificate in the signer's slot, a ds:X509Data in KeyInfo (oscisig.xsd allows it) is what is carried.
+  const trusted = await opts.trustSigner(carried?.x509 ?? keyInfoCertificate(keyInfo), slot.side);
   if (!(trusted instanceof X509Certificate)) throw new OsciError('ERR_INTERNAL', 'trustSigner must return an X509Certificate');
 
   // Every element the model is read from must be signed (§6, 9602); signed foreign header blocks are tolerated.
@@ -193,6 +215,22 @@ export async function verifyEnvelope(soap: ParsedSoap, opts: VerifyEnvelopeOptio
       cids: [...signedCids],
     },
   };
+}
+
+function keyInfoCertificate(keyInfo: Element | undefined): X509Certificate | undefined {
+  const x = keyInfo ? childElements(keyInfo, NS.ds, 'X509Data').flatMap((d) => childElements(d, NS.ds, 'X509Certificate'))[0] : undefined;
+  if (!x) return undefined;
+  try {
+    return new X509Certificate(Buffer.from(leafTextOf(x).replace(/\s+/g, ''), 'base64'));
+  } catch {
+    return undefined;
+  }
+}
+
+function leafTextOf(e: Element): string {
+  let t = '';
+  for (let n = e.firstChild; n; n = n.nextSibling) if (n.nodeType === 3 || n.nodeType === 4) t += (n as unknown as { data: string }).data;
+  return t;
 }
 
 function openTag(el: Element): string {

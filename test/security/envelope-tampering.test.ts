@@ -350,6 +350,14 @@ describe('security: tampering with OSCI envelopes', function () {
       expect(await code(decodeMessage(await rebuild(plain, { soap }), opts()))).to.equal('ERR_SIG_STRUCTURE');
     });
 
+    it('a second ds:Signature dressed as a content signature outside the Body → ERR_SIG_STRUCTURE', async () => {
+      const soap = (s: string) => {
+        const sig = /<ds:Signature[\s\S]*<\/ds:Signature>/.exec(s)?.[0] as string;
+        return s.replace('</soap:Header>', `<x:Extra xmlns:x="urn:x"><osci:ContentContainer Id="cc9">${sig}</osci:ContentContainer></x:Extra></soap:Header>`);
+      };
+      expect(await code(decodeMessage(await rebuild(plain, { soap }), opts()))).to.equal('ERR_SIG_STRUCTURE');
+    });
+
     it('Id wrapping: a forged block with a signed Id → ERR_XML_DUPLICATE_ID', async () => {
       const soap = (s: string) => s.replace('</soap:Header>', '<x:Extra xmlns:x="urn:x" Id="storedelivery"><x:Subject>Anders</x:Subject></x:Extra></soap:Header>');
       expect(await code(decodeMessage(await rebuild(plain, { soap }), opts()))).to.equal('ERR_XML_DUPLICATE_ID');

@@ -26,6 +26,9 @@ import {
   type SealedContent,
 } from '../../protocol/envelope/index.ts';
 import { certificate } from '../../protocol/messages/certificates.ts';
+import { signXml } from '../../crypto/dsig.ts';
+import { soapPartHeaders, writeMultipartBuffer } from '../../protocol/mime.ts';
+import { buildSoap } from '../../protocol/soap-build.ts';
 import type { Certificate, Inspection, MessageType, OsciMessage, ProcessCardBundle } from '../../protocol/model.ts';
 import { OSCI_NS } from '../../protocol/namespaces.ts';
 
@@ -320,6 +323,26 @@ describe('protocol/envelope: encode → decode', function () {
     await rejects(decodeMessage(wire, decodeOpts(c)), 'ERR_SIGNATURE_MISSING');
     const d = await decodeMessage(wire, decodeOpts(c, { signature: 'optional' }));
     expect(d.signature).to.equal(undefined);
+    await d.dispose();
+  });
+
+  it('Content-IDs are written verbatim, so they must be URL- and header-safe: others are refused before anything is sent', async () => {
+    const c = cases().find((x) => x.msg.type === 'getMessageId') as Case;
+    const bad = { contentId: 'Schriftsatz vom 1.1.pdf', size: 1, open: () => Readable.from([Buffer.from('x')]) };
+    await rejects(encodeMessage(c.msg, { signer: client.sig, attachments: [bad] }), 'ERR_USAGE');
+    await rejects(sealContent({ author: client.sig, readers: [bob.cipher.cert], contents: [{ attachment: { ...bad, contentId: 'Anlage_ä.pdf' } }], tmpDir: tmp }), 'ERR_USAGE');
+    await rejects(encodeMessage(c.msg, { attachments: [{ ...bad, contentId: 'osci_enc' }] }), 'ERR_USAGE');
+  });
+
+  it('a signer certificate only in KeyInfo/X509Data (no certificate block entry) is what trustSigner sees as carried', async () => {
+    const c = cases().find((x) => x.msg.type === 'fetchDelivery') as Case;
+    const built = buildSoap(c.msg, { signaturePlaceholder: true });
+    await signXml(built.doc, built.signatureParent as never, { key: client.sig.key, references: built.signedIds.map((id) => ({ id })), keyInfo: { x509Certificate: client.sig.cert.raw } });
+    const wire = (await writeMultipartBuffer([{ headers: soapPartHeaders(), body: Buffer.from(built.xml()) }], { includeTopHeaders: true })).body;
+    let seen: X509Certificate | undefined;
+    const d = await decodeMessage(wire, decodeOpts(c, { trustSigner: async (carried) => ((seen = carried), client.sig.cert) }));
+    expect(seen?.raw.equals(client.sig.cert.raw)).to.equal(true);
+    expect(d.signature?.signer.raw.equals(client.sig.cert.raw)).to.equal(true);
     await d.dispose();
   });
 
