@@ -1,0 +1,91 @@
+/**
+ * The intermediary as a real child process: `node bin/amtsbote.js serve --config FILE`, exactly as an operator
+ * starts it. Resolves once the server printed its "listening on <url>/osci" line; SIGKILL and graceful stop.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ServerConfig } from '../../gateway/config.ts';
+import { REPO_ROOT } from './env.ts';
+
+export interface ServerProcess {
+  /** Base URL, e.g. http://127.0.0.1:41234 */
+  url: string;
+  /** The OSCI endpoint: `${url}/osci` */
+  osciUrl: string;
+  pid: number;
+  /** Everything the child printed so far (for assertion messages). */
+  output(): string;
+  /** Resolves when the child has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends SIGKILL and waits for the exit. */
+  kill(): Promise<void>;
+  /** SIGTERM (graceful shutdown: in-flight requests finish, store closed) and waits; SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Writes a JSON configuration file for `serve --config` (port 0 = any free port). */
+export function writeServerConfig(dir: string, cfg: Partial<ServerConfig>, name = 'amtsbote.json'): string {
+  const file = join(dir, name);
+  writeFileSync(file, JSON.stringify({ port: 0, logLevel: 'warn', ...cfg }, null, 2));
+  return file;
+}
+
+const LISTENING = /listening on (https?:\/\/\S+?)\/osci\b/;
+
+/** Starts `amtsbote serve --config <configFile>`; rejects with the child's output if it exits or stays silent. */
+export function startServerProcess(configFile: string, opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ServerProcess> {
+  const proc: ChildProcess = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'amtsbote.js'), 'serve', '--config', configFile], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const alive = () => proc.exitCode === null && proc.signalCode === null;
+  proc.stdout?.setEncoding('utf8');
+  proc.stderr?.setEncoding('utf8');
+  proc.stderr?.on('data', (d: string) => (out += d));
+
+  const handle = (url: string): ServerProcess => ({
+    url,
+    osciUrl: `${url}/osci`,
+    pid: proc.pid ?? -1,
+    output: () => out,
+    exited,
+    async kill() {
+      if (alive()) proc.kill('SIGKILL');
+      await exited;
+    },
+    async stop(graceMs = 30_000) {
+      if (!alive()) return void (await exited);
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => alive() && proc.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(t);
+    },
+  });
+
+  return new Promise<ServerProcess>((resolve, reject) => {
+    let done = false;
+    const fail = (why: string) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (alive()) proc.kill('SIGKILL');
+      reject(new Error(`amtsbote serve ${why}:\n${out}`));
+    };
+    const timer = setTimeout(() => fail(`printed no "listening on" line within ${opts.timeoutMs ?? 90_000} ms`), opts.timeoutMs ?? 90_000);
+    proc.stdout?.on('data', (d: string) => {
+      out += d;
+      const m = LISTENING.exec(out);
+      if (m && !done) {
+        done = true;
+        clearTimeout(timer);
+        resolve(handle(m[1] as string));
+      }
+    });
+    proc.once('error', (e) => fail(`could not be started (${e.message})`));
+    void exited.then(({ code, signal }) => fail(`exited before listening (code ${String(code)}, signal ${String(signal)})`));
+  });
+}
