@@ -37,7 +37,7 @@ import type { Certificate, ContentPackage } from '../model.ts';
 import { DS_NS, OSCI_NS, PREFIXES, XENC_NS } from '../namespaces.ts';
 import { assertContentId, encodeCid } from './signatures.ts';
 import { Spill, spillStream } from './spill.ts';
-import { GCM_OVERHEAD } from './transport.ts';
+import { GCM_OVERHEAD, MAX_ENCRYPTED_KEYS } from './transport.ts';
 import type { EncodedAttachment } from './types.ts';
 
 const X509DATA_TYPE = 'http://www.w3.org/2000/09/xmldsig#X509Data';
@@ -95,7 +95,7 @@ function exactSize(size: number, what: string): Transform {
 
 /** Signs and encrypts one ContentContainer for every reader. */
 export async function sealContent(opts: SealContentOptions): Promise<SealedContent> {
-  if (opts.readers.length === 0) throw new OsciError('ERR_USAGE', 'sealContent needs at least one reader');
+  if (opts.readers.length === 0 || opts.readers.length > MAX_ENCRYPTED_KEYS) throw new OsciError('ERR_USAGE', `sealContent needs 1 to ${MAX_ENCRYPTED_KEYS} readers`);
   if (opts.contents.length === 0) throw new OsciError('ERR_USAGE', 'sealContent needs at least one content');
   const policy = opts.policy ?? DEFAULT_POLICY;
   const index = opts.index ?? 0;
@@ -363,6 +363,8 @@ export async function openContent(pkg: ContentPackage | Element, opts: OpenConte
       }
       if (!isEl(child, XENC_NS, 'EncryptedData')) throw new OsciError('ERR_SOAP_MALFORMED', `unexpected ${child.nodeName} in ContentPackage`);
       const id = child.getAttribute('Id') ?? undefined;
+      const eks = childElements(child, NS.ds, 'KeyInfo').flatMap((ki) => childElements(ki, XENC_NS, 'EncryptedKey'));
+      if (eks.length > MAX_ENCRYPTED_KEYS) throw new CryptoError('ERR_ENC_STRUCTURE', `more than ${MAX_ENCRYPTED_KEYS} EncryptedKeys (readers)`);
       let last: unknown = new CryptoError('ERR_KEY_INVALID', 'no reader key given');
       let nodes: Node[] | undefined;
       for (const k of keys) {

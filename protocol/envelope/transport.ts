@@ -22,6 +22,8 @@ import type { EncodedMessage, TransportKey } from './types.ts';
 
 /** Content-ID of the encrypted payload part ([C] every .wire.mime). */
 export const OSCI_ENC_CID = 'osci_enc';
+/** EncryptedKeys accepted in one EncryptedData (one per reader, §5); bounds the RSA work a message can cause. */
+export const MAX_ENCRYPTED_KEYS = 64;
 /** Bytes AES-GCM adds to the payload: IV(12) + tag(16). */
 export const GCM_OVERHEAD = GCM_IV_BYTES + GCM_TAG_BYTES;
 
@@ -131,6 +133,9 @@ export async function decryptTransportPayload(
   policy: CryptoPolicy = DEFAULT_POLICY,
 ): Promise<{ recipient?: X509Certificate; cid: string }> {
   const { encryptedData, cid } = transportEncryptedData(soap);
+  // One RSA operation per EncryptedKey and key: a message may not make us do thousands (the library writes one).
+  const eks = childElements(encryptedData, NS.ds, 'KeyInfo').flatMap((ki) => childElements(ki, NS.xenc, 'EncryptedKey'));
+  if (eks.length > MAX_ENCRYPTED_KEYS) throw new CryptoError('ERR_ENC_STRUCTURE', `more than ${MAX_ENCRYPTED_KEYS} EncryptedKeys`);
   const named = namedKeys(encryptedData);
   const matching = keys.filter((k) => named.some((n) => n.equals(spkiOf(k))));
   if (keys.length === 0 || (named.length > 0 && matching.length === 0)) {

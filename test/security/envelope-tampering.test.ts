@@ -270,6 +270,14 @@ describe('security: tampering with OSCI envelopes', function () {
       await ok.dispose();
     });
 
+    it('65 EncryptedKeys (RSA work amplification) → ERR_ENC_STRUCTURE', async () => {
+      const text = wire.toString('latin1');
+      const a = text.indexOf('<xenc:EncryptedKey');
+      const b = text.indexOf('</xenc:EncryptedKey>', a) + '</xenc:EncryptedKey>'.length;
+      const many = Buffer.from(text.slice(0, a) + text.slice(a, b).repeat(65) + text.slice(b), 'latin1');
+      expect(await code(decodeMessage(many, opts()))).to.equal('ERR_ENC_STRUCTURE');
+    });
+
     it('a further part next to osci_enc → ERR_MIME_MALFORMED; nested transport encryption → ERR_SOAP_MALFORMED', async () => {
       const extra = replaceOnce(wire, '--\r\n', `\r\nContent-ID: <smuggled>\r\n\r\nx\r\n--${/boundary=([^;\r\n]+)/.exec(wire.toString('latin1'))?.[1]}--\r\n`);
       expect(await code(decodeMessage(extra, opts()))).to.equal('ERR_MIME_MALFORMED');
