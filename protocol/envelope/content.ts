@@ -9,8 +9,7 @@
  *       separate MIME part holding IV‖ciphertext‖tag.
  * A ds:MgmtData key is accepted only inside a container that was itself decrypted with the reader's key.
  */
-import { X509Certificate, type KeyObject } from 'node:crypto';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -299,6 +298,15 @@ function decodeBase64Content(text: string): Buffer {
   return Buffer.from(compact, 'base64');
 }
 
+/** Content-ID named by a `cid:` URL (RFC 2392, percent-decoded). */
+function cidOf(uri: string): string {
+  try {
+    return decodeURIComponent(uri.slice(4));
+  } catch {
+    throw new OsciError('ERR_SOAP_MALFORMED', `${uri} is not a valid cid: URL`);
+  }
+}
+
 function errInfo(e: unknown): { code: string; message: string } {
   const o = toOsciError(e);
   return { code: o.code, message: o.message };
@@ -423,7 +431,7 @@ async function openContainer(doc: Document, container: Element, encrypted: boole
   for (const e of encEls) {
     const ref = childElements(e, XENC_NS, 'CipherData').flatMap((cd) => childElements(cd, XENC_NS, 'CipherReference'))[0];
     const uri = ref?.getAttribute('URI') ?? '';
-    if (uri.startsWith('cid:')) encByCid.set(decodeURIComponent(uri.slice(4)), e);
+    if (uri.startsWith('cid:')) encByCid.set(cidOf(uri), e);
   }
 
   // What the signatures must cover: every Content we return (Base64Content Id, else the Content's Id) and every attachment.
@@ -451,7 +459,7 @@ async function openContainer(doc: Document, container: Element, encrypted: boole
     } else missingId = true;
     if (href !== null && href !== '' && kids.length === 0) {
       if (!href.startsWith('cid:')) throw new OsciError('ERR_SOAP_MALFORMED', `Content href ${href} is not a cid: reference`);
-      const contentId = decodeURIComponent(href.slice(4));
+      const contentId = cidOf(href);
       try {
         const item = await readAttachment(doc, contentId, encByCid.get(contentId), encrypted, ctx);
         plainSource.set(contentId, item.open);
