@@ -192,7 +192,8 @@ describe('protocol/envelope: encode → decode', function () {
         { attachments: att },
       ),
       {
-        msg: { type: 'responseToProcessDelivery', controlBlock: { response: 'MTIzNDU2Nzg5MA==' }, qualityOfTimestamp: qot, feedback, messageId: b64('reply-1'), subject: 'Antwort', contentPackage: content, certificates: withContent },
+        // The reply's author signs as its originator (signerSlot); the client's certificates are not part of it.
+        msg: { type: 'responseToProcessDelivery', controlBlock: { response: 'MTIzNDU2Nzg5MA==' }, qualityOfTimestamp: qot, feedback, messageId: b64('reply-1'), subject: 'Antwort', contentPackage: content, certificates: [certificate('addressee', 'cipher', client.cipher.cert.raw)] },
         signer: bob.sig,
         recipient: im.cipher,
         attachments: att,
@@ -299,7 +300,7 @@ describe('protocol/envelope: encode → decode', function () {
     await d.dispose();
   });
 
-  it('the signer certificate goes into the signer’s role: originator (orders), intermediary (responses, accept/processDelivery), addressee (their responses)', () => {
+  it('the signer certificate goes into the signer’s role: originator (orders, replies to processDelivery), intermediary (responses, accept/processDelivery), addressee (responseToAcceptDelivery)', () => {
     const byType = new Map(cases().map((c) => [c.msg.type, c]));
     const role = (t: MessageType, who: Identity) => {
       const m = withSignerCertificate((byType.get(t) as Case).msg, who.cert).message as Extract<OsciMessage, { certificates: Certificate[] }>;
@@ -310,6 +311,7 @@ describe('protocol/envelope: encode → decode', function () {
     expect(role('acceptDelivery', im.sig)).to.equal('intermediary');
     expect(role('responseToInitDialog', im.sig)).to.equal('intermediary');
     expect(role('responseToAcceptDelivery', bob.sig)).to.equal('addressee');
+    expect(role('responseToProcessDelivery', bob.sig)).to.equal('originator');
     // storeDelivery already carries the author = originator certificate: reused, not duplicated.
     const sd = withSignerCertificate((byType.get('storeDelivery') as Case).msg, client.sig.cert);
     expect(sd.message).to.equal((byType.get('storeDelivery') as Case).msg);
