@@ -62,7 +62,8 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   logLevel: 'info',
 });
 
-const KEYS = new Set(Object.keys(DEFAULT_CONFIG).concat(['publicUrl', 'identity']));
+// Optional keys have no default, so they are listed explicitly.
+const KEYS = new Set(Object.keys(DEFAULT_CONFIG).concat(['publicUrl', 'identity', 'db']));
 
 function bad(msg: string): never {
   throw new OsciError('ERR_USAGE', `configuration: ${msg}`);

@@ -5,7 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { OsciClient } from '../../adapters/osci/client.ts';
 import type { ServerConfig } from '../../gateway/config.ts';
+import type { TestIdentity } from './devpki.ts';
 import { REPO_ROOT } from './env.ts';
 
 export interface ServerProcess {
@@ -29,6 +31,22 @@ export function writeServerConfig(dir: string, cfg: Partial<ServerConfig>, name 
   const file = join(dir, name);
   writeFileSync(file, JSON.stringify({ port: 0, logLevel: 'warn', ...cfg }, null, 2));
   return file;
+}
+
+/** Configuration of a server on the test dev PKI (testPki()): its intermediary identity, dev identities registered. */
+export function devServerConfig(pkiDir: string, dataDir: string, db?: string): Partial<ServerConfig> {
+  return { dataDir, db, identityDir: join(pkiDir, 'intermediary'), devPki: { enabled: true, dir: pkiDir, bits: 2048 }, registerDevIdentities: true };
+}
+
+/** An OSCI client of `who` for the server at `osciUrl` whose identity is `intermediary` (the dev PKI's). */
+export function osciClient(osciUrl: string, who: TestIdentity, intermediary: TestIdentity, tmpDir: string): OsciClient {
+  return new OsciClient({
+    endpoint: osciUrl,
+    intermediary: { cipher: intermediary.cipher.cert, signature: intermediary.signature.cert },
+    signer: who.signature,
+    cipher: who.cipher,
+    tmpDir,
+  });
 }
 
 const LISTENING = /listening on (https?:\/\/\S+?)\/osci\b/;
@@ -58,8 +76,7 @@ export function startServerProcess(configFile: string, opts: { env?: NodeJS.Proc
       await exited;
     },
     async stop(graceMs = 30_000) {
-      if (!alive()) return void (await exited);
-      proc.kill('SIGTERM');
+      if (alive()) proc.kill('SIGTERM');
       const t = setTimeout(() => alive() && proc.kill('SIGKILL'), graceMs);
       await exited;
       clearTimeout(t);
