@@ -61,7 +61,14 @@ class Trust {
   readonly verdicts: Array<{ cert: X509Certificate; trusted: boolean }> = [];
 
   decide(carried: X509Certificate | undefined): X509Certificate {
-    const given = carried ? this.certs.find((c) => c.raw.equals(carried.raw) || c.publicKey.equals(carried.publicKey)) : undefined;
+    const sameKey = (a: X509Certificate, b: X509Certificate) => {
+      try {
+        return a.publicKey.equals(b.publicKey);
+      } catch {
+        return false; // an unreadable carried key matches nothing
+      }
+    };
+    const given = carried ? this.certs.find((c) => c.raw.equals(carried.raw) || sameKey(c, carried)) : undefined;
     if (given) return this.note(given, true);
     if (carried) return this.note(carried, false);
     // No certificate in the message: only an unambiguous --cert can stand in.
