@@ -253,6 +253,23 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       }
     });
 
+    it('the official sample’s real HTTP request (http-capture-127.0.0.1) is answered, encrypted for the Carol cipher certificate it carries', async () => {
+      const dir = shared('osci-reference', 'http-capture-127.0.0.1');
+      const headers = readFileSync(join(dir, 'http-01.headers.txt'), 'utf8');
+      const contentType = /^Content-Type:\s*(.+)$/im.exec(headers)?.[1]?.trim() as string;
+      const body = readFileSync(join(dir, 'http-01.body.mime'));
+      const res = await fetch(`${server.url}/osci`, { method: 'POST', headers: { 'Content-Type': contentType, charset: 'utf-8' }, body });
+      expect(res.status).to.equal(200);
+      const carol = loadPkcs12(CERTS('carol_cipher_4096.p12'), '123456');
+      const d = await checkResponse({ contentType: res.headers.get('content-type') ?? '', raw: Buffer.from(await res.arrayBuffer()) }, carol, 'soapResponseToGetMessageId.xsd');
+      try {
+        expect(d.message.type).to.equal('responseToGetMessageId');
+        expect((d.message as OsciMessageOf<'responseToGetMessageId'>).feedback[0]?.code).to.equal('0800');
+      } finally {
+        await d.dispose();
+      }
+    });
+
     it('Bob opens a dialog, fetches the delivery by MessageId, opens Alice’s content with his key and closes; every response is XSD-valid', async () => {
       const want = expectedContent();
       expect(want.base64.toString()).to.match(/^Hello Bob/);
