@@ -36,30 +36,38 @@ async function register(store: Store, id: string, sig: X509Certificate[], cipher
   }
 }
 
-export async function startServer(cfg: ServerConfig, opts: { log?: Logger } = {}): Promise<RunningServer> {
-  const log = opts.log ?? createLogger({ level: cfg.logLevel });
-  mkdirSync(cfg.dataDir, { recursive: true });
-  const tmpDir = join(cfg.dataDir, 'tmp');
-  mkdirSync(tmpDir, { recursive: true });
+/**
+ * What `prepareServer` did once for a cluster (gateway/cluster.ts): the dev PKI exists, the schema is migrated,
+ * crash recovery ran and the mailboxes are registered. A worker started with it repeats none of that.
+ */
+export interface PreparedServer {
+  /** The dev CA's certificate and CRL files when the dev PKI is enabled. */
+  devCa?: { certPath: string; crlPath: string };
+}
 
-  const anchors: X509Certificate[] = Trust.anchorsFrom(cfg.trustAnchors);
-  const crlFiles = [...cfg.crls];
-  if (cfg.devPki.enabled) {
-    const t0 = Date.now();
-    const pki = await initDevPki(cfg.devPki.dir, { bits: cfg.devPki.bits });
-    if (pki.generatedKeys > 0) log.info({ dir: pki.dir, keys: pki.generatedKeys, ms: Date.now() - t0 }, 'development PKI created (NOT FOR PRODUCTION)');
-    anchors.push(pki.ca.certificate);
-    crlFiles.push(pki.ca.crlPath);
-  }
+export interface StartOptions {
+  log?: Logger;
+  /** Set in cluster workers: skip dev PKI creation, migration (and thus SQLite crash recovery) and registration. */
+  prepared?: PreparedServer;
+}
 
-  let identity: Identity;
-  if (cfg.identity) identity = { signature: loadKeyRef(cfg.identity.signature), ciphers: [loadKeyRef(cfg.identity.cipher)] };
-  else if (cfg.identityDir && existsSync(cfg.identityDir)) identity = loadIdentityDir(cfg.identityDir);
-  else throw new OsciError('ERR_USAGE', `no intermediary identity: ${cfg.identityDir ?? '(none)'} does not exist; run "amtsbote certs init-dev" or configure identity`);
+async function initDev(cfg: ServerConfig, log: Logger): Promise<PreparedServer['devCa']> {
+  if (!cfg.devPki.enabled) return undefined;
+  const t0 = Date.now();
+  const pki = await initDevPki(cfg.devPki.dir, { bits: cfg.devPki.bits });
+  if (pki.generatedKeys > 0) log.info({ dir: pki.dir, keys: pki.generatedKeys, ms: Date.now() - t0 }, 'development PKI created (NOT FOR PRODUCTION)');
+  return { certPath: pki.ca.certPath, crlPath: pki.ca.crlPath };
+}
 
-  const store = await openStore(cfg.db ?? `sqlite:${cfg.dataDir}`);
+function loadIdentity(cfg: ServerConfig): Identity {
+  if (cfg.identity) return { signature: loadKeyRef(cfg.identity.signature), ciphers: [loadKeyRef(cfg.identity.cipher)] };
+  if (cfg.identityDir && existsSync(cfg.identityDir)) return loadIdentityDir(cfg.identityDir);
+  throw new OsciError('ERR_USAGE', `no intermediary identity: ${cfg.identityDir ?? '(none)'} does not exist; run "amtsbote certs init-dev" or configure identity`);
+}
+
+/** Migrates the store (which runs crash recovery) and registers the dev identities and configured participants. */
+async function migrateAndRegister(store: Store, cfg: ServerConfig): Promise<void> {
   await store.migrate();
-
   if (cfg.devPki.enabled && cfg.registerDevIdentities) {
     for (const id of DEFAULT_DEV_IDENTITIES) {
       if (id === 'intermediary') continue;
@@ -71,6 +79,40 @@ export async function startServer(cfg: ServerConfig, opts: { log?: Logger } = {}
   for (const p of cfg.participants) {
     await register(store, p.id, p.signatureCerts.flatMap((f) => [loadCertificate(readFileSync(f))]), p.cipherCerts.map((f) => loadCertificate(readFileSync(f))), { name: p.name, endpointUrl: p.endpointUrl });
   }
+}
+
+/** Everything before listening that must run exactly once per start, in the cluster primary; returns the mailboxes. */
+export async function prepareServer(cfg: ServerConfig, opts: { log?: Logger } = {}): Promise<{ prepared: PreparedServer; mailboxes: string[] }> {
+  const log = opts.log ?? createLogger({ level: cfg.logLevel });
+  mkdirSync(join(cfg.dataDir, 'tmp'), { recursive: true });
+  const devCa = await initDev(cfg, log);
+  loadIdentity(cfg);
+  const store = await openStore(cfg.db ?? `sqlite:${cfg.dataDir}`);
+  try {
+    await migrateAndRegister(store, cfg);
+    return { prepared: devCa ? { devCa } : {}, mailboxes: (await store.listParticipants()).map((p) => p.id) };
+  } finally {
+    await store.close();
+  }
+}
+
+export async function startServer(cfg: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
+  const log = opts.log ?? createLogger({ level: cfg.logLevel });
+  mkdirSync(cfg.dataDir, { recursive: true });
+  const tmpDir = join(cfg.dataDir, 'tmp');
+  mkdirSync(tmpDir, { recursive: true });
+
+  const anchors: X509Certificate[] = Trust.anchorsFrom(cfg.trustAnchors);
+  const crlFiles = [...cfg.crls];
+  const devCa = opts.prepared ? opts.prepared.devCa : await initDev(cfg, log);
+  if (devCa) {
+    anchors.push(loadCertificate(devCa.certPath));
+    crlFiles.push(devCa.crlPath);
+  }
+  const identity = loadIdentity(cfg);
+
+  const store = await openStore(cfg.db ?? `sqlite:${cfg.dataDir}`);
+  if (!opts.prepared) await migrateAndRegister(store, cfg);
 
   const metrics = createMetrics();
   const trust = new Trust(store, { anchors, crlFiles, trustRegistered: cfg.trustRegisteredCertificates, minRsaBits: cfg.minRsaBits });

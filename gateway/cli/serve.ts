@@ -1,6 +1,9 @@
 /** `amtsbote serve`: runs the intermediary until SIGINT/SIGTERM, then shuts down gracefully. */
+import cluster from 'node:cluster';
 import type { Command } from 'commander';
+import { awaitPreviousWorkers, defaultWorkers, runWorker, startCluster } from '../cluster.ts';
 import { loadConfigFile, resolveConfig, type ServerConfig } from '../config.ts';
+import { createLogger } from '../log.ts';
 import { startServer } from '../server.ts';
 import { action, fail } from './run.ts';
 
@@ -11,6 +14,28 @@ interface ServeOpts {
   data?: string;
   db?: string;
   identity?: string;
+  workers?: string;
+}
+
+function banner(url: string, storeKind: string, mailboxes: string[], cfg: ServerConfig, workers: number): string {
+  return (
+    `Amtsbote intermediary listening on ${url}/osci (store: ${storeKind}${workers > 1 ? `, ${workers} worker processes` : ''})\n` +
+    `Mailboxes: ${mailboxes.join(', ') || '(none)'}\n` +
+    (cfg.devPki.enabled
+      ? `Development PKI in ${cfg.devPki.dir} (NOT FOR PRODUCTION). Send a first message:\n` +
+        `  npx amtsbote send --server ${url} --as ag-lemgo --to stadt-lemgo --subject "Erste Nachricht" --text "Hallo Lemgo"\n` +
+        `  npx amtsbote fetch --server ${url} --as stadt-lemgo --out ./inbox\n`
+      : '')
+  );
+}
+
+/** Resolves on the first SIGINT/SIGTERM. */
+function untilSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
 }
 
 export function registerServe(program: Command): void {
@@ -23,7 +48,8 @@ export function registerServe(program: Command): void {
     .option('--data <dir>', 'data folder for SQLite and payloads (default ./data)')
     .option('--db <url>', 'store: sqlite:DIR or postgres://user@host:5432/db[?schema=NAME]')
     .option('--identity <dir>', 'folder with the intermediary keys {signature,cipher}.{key,cert}.pem (default certs-dev/intermediary)')
-    .addHelpText('after', '\nExamples:\n  amtsbote serve\n  amtsbote serve --port 9090 --db postgres://root@127.0.0.1:5432/test')
+    .option('--workers <n>', `intermediary processes sharing the port (default: number of CPUs, here ${defaultWorkers()}); 1 = single process`)
+    .addHelpText('after', '\nExamples:\n  amtsbote serve\n  amtsbote serve --port 9090 --db postgres://root@127.0.0.1:5432/test\n  amtsbote serve --workers 1')
     .action(
       action(async (o: ServeOpts) => {
         const overrides: Partial<ServerConfig> = {};
@@ -37,22 +63,29 @@ export function registerServe(program: Command): void {
         if (o.db) overrides.db = o.db;
         if (o.identity) overrides.identityDir = o.identity;
         const cfg = resolveConfig(o.config ? loadConfigFile(o.config) : undefined, overrides);
-        const server = await startServer(cfg);
+        if (cluster.isWorker) {
+          await runWorker(cfg);
+          return;
+        }
+        let workers = defaultWorkers();
+        if (o.workers !== undefined) {
+          workers = Number(o.workers);
+          if (!Number.isInteger(workers) || workers < 1) fail(`--workers ${o.workers} is not a positive integer`);
+        }
+        const log = createLogger({ level: cfg.logLevel });
+        if (workers > 1) {
+          const running = await startCluster(cfg, { workers, log });
+          process.stdout.write(banner(running.url, cfg.db?.startsWith('sqlite:') ? 'sqlite' : 'postgres', running.mailboxes, cfg, workers));
+          const code = await Promise.race([untilSignal().then(() => 0), running.failed]);
+          await running.stop();
+          return code;
+        }
+        // A single process recovers the store itself; workers of an earlier cluster run must be gone first.
+        await awaitPreviousWorkers(cfg, log);
+        const server = await startServer(cfg, { log });
         const mailboxes = (await server.store.listParticipants()).map((p) => p.id);
-        process.stdout.write(
-          `Amtsbote intermediary listening on ${server.url}/osci (store: ${server.store.kind})\n` +
-            `Mailboxes: ${mailboxes.join(', ') || '(none)'}\n` +
-            (cfg.devPki.enabled
-              ? `Development PKI in ${cfg.devPki.dir} (NOT FOR PRODUCTION). Send a first message:\n` +
-                `  npx amtsbote send --server ${server.url} --as ag-lemgo --to stadt-lemgo --subject "Erste Nachricht" --text "Hallo Lemgo"\n` +
-                `  npx amtsbote fetch --server ${server.url} --as stadt-lemgo --out ./inbox\n`
-              : ''),
-        );
-        await new Promise<void>((resolve) => {
-          const stop = () => resolve();
-          process.once('SIGINT', stop);
-          process.once('SIGTERM', stop);
-        });
+        process.stdout.write(banner(server.url, server.store.kind, mailboxes, cfg, 1));
+        await untilSignal();
         await server.stop();
       }),
     );
