@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerCerts } from './certs.ts';
 import { registerMail } from './mail.ts';
+import { registerOsci } from './osci.ts';
 import { registerServe } from './serve.ts';
 import { registerXml } from './xml.ts';
 
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerMail(program);
   registerCerts(program);
   registerXml(program);
+  registerOsci(program);
   return program;
 }
 
