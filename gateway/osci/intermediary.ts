@@ -4,11 +4,11 @@
  * order's response carrying the Feedback code (osci-protocol.md §8). Dialog state lives in the store.
  */
 import { randomBytes, type X509Certificate } from 'node:crypto';
-import { PassThrough, type Readable } from 'node:stream';
+import { finished, PassThrough, type Readable } from 'node:stream';
 import { certificateSha256Hex } from '../../crypto/keys.ts';
 import type { CertUsage } from '../../crypto/x509.ts';
 import { acceptRequest, doneFeedback, respond, type ControlBlock, type DialogMessageType, type DialogState } from '../../protocol/dialog.ts';
-import { decodeMessage, encodeMessage, type DecodedMessage, type EncodedMessage } from '../../protocol/envelope/index.ts';
+import { decodeMessage, encodeMessage, type DecodedAttachment, type DecodedMessage, type EncodedAttachment, type EncodedMessage } from '../../protocol/envelope/index.ts';
 import { OsciError, toOsciError } from '../../protocol/errors.ts';
 import { feedbackEntry, feedbackLevel, pickLanguage, type FeedbackCode, type FeedbackLang } from '../../protocol/feedback.ts';
 import { certificate } from '../../protocol/messages/certificates.ts';
@@ -19,6 +19,7 @@ import type { Identity } from '../identity.ts';
 import type { DialogRecord, JsonValue, MessageSummary, Store } from '../store/index.ts';
 import { derToCert, type Trust } from '../trust.ts';
 import type { Metrics } from '../metrics.ts';
+import { reachedRecipient, resolvePassiveRecipient, sendAcceptDelivery, sendProcessDelivery, type PassiveCallOptions } from './passive.ts';
 
 export interface IntermediaryOptions {
   store: Store;
@@ -29,6 +30,8 @@ export interface IntermediaryOptions {
   /** Accept storeDelivery MessageIds this intermediary did not issue (unique all the same). Needed for clients that bring their own. */
   acceptForeignMessageIds: boolean;
   metrics?: Metrics;
+  /** Calls to passive recipients (forwardDelivery/mediateDelivery): deadline per exchange, default 60 s. */
+  passive?: { timeoutMs?: number };
 }
 
 export interface OsciResponse extends EncodedMessage {
@@ -43,6 +46,14 @@ interface StoredOrder {
   qualityOfTimestamp: QualityOfTimestamp;
   contentPackage: ContentPackage;
   certificates: Array<{ role: Certificate['role']; usage: Certificate['usage']; der: string; id: string }>;
+}
+
+/** What an order produces: the response, attachments to stream with it, and what to remove once it is written. */
+interface DispatchResult {
+  message: OsciMessage;
+  attachments?: EncodedAttachment[] | undefined;
+  feedback: string;
+  cleanup?: (() => Promise<void>) | undefined;
 }
 
 /** Context of one request after decoding and authentication. */
@@ -106,11 +117,20 @@ export class Intermediary {
         log: log.child({ type: msg.type, conversationId: msg.controlBlock.conversationId, client: clientFp.slice(0, 16) }),
       };
       const response = await this.dispatch(ctx);
-      const encoded = await encodeMessage(response.message, {
-        signer: this.o.identity.signature,
-        encryptFor: decoded.transport.encrypted ? ctx.clientCipher : undefined,
-        attachments: response.attachments,
-      });
+      let encoded: EncodedMessage;
+      try {
+        encoded = await encodeMessage(response.message, {
+          signer: this.o.identity.signature,
+          encryptFor: decoded.transport.encrypted ? ctx.clientCipher : undefined,
+          attachments: response.attachments,
+        });
+      } catch (e) {
+        await response.cleanup?.();
+        throw e;
+      }
+      // Attachments relayed from a passive recipient's answer live in temporary files until the response is written.
+      const cleanup = response.cleanup;
+      if (cleanup) finished(encoded.stream, () => void cleanup().catch((err: unknown) => ctx.log.warn({ err }, 'cleanup failed')));
       this.o.metrics?.requests.inc({ type: msg.type, outcome: 'ok' });
       ctx.log.info({ ms: Number(process.hrtime.bigint() - started) / 1e6, feedback: response.feedback }, 'osci request done');
       return { ...encoded, status: 200 };
@@ -137,7 +157,7 @@ export class Intermediary {
     return { ...encoded, status: 200 };
   }
 
-  private async dispatch(ctx: RequestContext): Promise<{ message: OsciMessage; attachments?: NonNullable<Parameters<typeof encodeMessage>[1]['attachments']>; feedback: string }> {
+  private async dispatch(ctx: RequestContext): Promise<DispatchResult> {
     const { msg } = ctx;
     const cb = msg.controlBlock;
     // Dialog rules first (§2): 9400/9802 are decided before any order is executed.
@@ -158,6 +178,10 @@ export class Intermediary {
           return await this.fetchDelivery(ctx, msg, dialog);
         case 'fetchProcessCard':
           return this.reply(await this.fetchProcessCard(ctx, msg, dialog));
+        case 'forwardDelivery':
+          return this.reply(await this.forwardDelivery(ctx, msg, dialog));
+        case 'mediateDelivery':
+          return await this.mediateDelivery(ctx, msg, dialog);
         default:
           throw new OsciError('ERR_MESSAGE_TYPE_UNKNOWN', `${msg.type} is not offered by this intermediary`);
       }
@@ -171,9 +195,9 @@ export class Intermediary {
     }
   }
 
-  private reply(message: OsciMessage, attachments?: Parameters<typeof encodeMessage>[1]['attachments']) {
+  private reply(message: OsciMessage, attachments?: EncodedAttachment[], cleanup?: () => Promise<void>): DispatchResult {
     const feedback = 'feedback' in message && Array.isArray(message.feedback) ? (message.feedback[0]?.code ?? '') : '';
-    return { message, attachments, feedback };
+    return { message, attachments, feedback, cleanup };
   }
 
   private entry(ctx: RequestContext, code: FeedbackCode): FeedbackEntry {
@@ -192,6 +216,10 @@ export class Intermediary {
         return { type: 'responseToFetchDelivery', ...base };
       case 'fetchProcessCard':
         return { type: 'responseToFetchProcessCard', ...base, processCardBundles: [] };
+      case 'forwardDelivery':
+        return { type: 'responseToForwardDelivery', ...base };
+      case 'mediateDelivery':
+        return { type: 'responseToMediateDelivery', ...base };
       case 'initDialog':
         return { type: 'responseToInitDialog', ...base };
       case 'exitDialog':
@@ -249,13 +277,22 @@ export class Intermediary {
 
   private async getMessageId(ctx: RequestContext, controlBlock: ControlBlock): Promise<OsciMessage> {
     // MessageIds are base64 of an opaque string (osci-protocol.md §11).
-    const messageId = Buffer.from(`amtsbote-${randomBytes(18).toString('base64url')}`).toString('base64');
+    const messageId = newMessageId();
     await this.o.store.issueMessageId(messageId, ctx.clientFp, ctx.now);
     return { type: 'responseToGetMessageId', controlBlock, certificates: this.intermediaryCertificates(), feedback: [this.entry(ctx, '0800')], messageId };
   }
 
+  /** One Inspection per distinct certificate of the message (the same certificate may appear in several roles). */
   private inspections(certs: Certificate[], at: Date): Inspection[] {
-    return certs.map((c) => this.o.trust.inspect(derToCert(c.der), c.usage as CertUsage, at));
+    const seen = new Set<string>();
+    const out: Inspection[] = [];
+    for (const c of certs) {
+      const key = `${c.usage}:${c.der.toString('base64')}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(this.o.trust.inspect(derToCert(c.der), c.usage as CertUsage, at));
+    }
+    return out;
   }
 
   private async storeDelivery(ctx: RequestContext, msg: OsciMessageOf<'storeDelivery'>, controlBlock: ControlBlock): Promise<OsciMessage> {
@@ -267,32 +304,8 @@ export class Intermediary {
     if (!addressee || addressee.usage !== 'cipher') throw new OsciError('ERR_RECIPIENT_REFUSED', 'addressee is not a postbox of this intermediary');
     if (addressee.revoked && addressee.revoked <= ctx.now) throw new OsciError('ERR_CERT_REVOKED', 'addressee cipher certificate is revoked', { feedback: '9707' });
 
-    const inspections = this.inspections(msg.certificates, ctx.now);
-    const order: StoredOrder = {
-      v: 1,
-      messageId: msg.messageId,
-      subject: msg.subject,
-      qualityOfTimestamp: msg.qualityOfTimestamp,
-      contentPackage: msg.contentPackage,
-      certificates: msg.certificates.map((c) => ({ role: c.role, usage: c.usage, der: c.der.toString('base64'), id: c.id })),
-    };
-    const writer = await this.beginStore(msg.messageId, ctx.clientFp);
-    let stored: MessageSummary;
-    try {
-      for (const a of ctx.decoded.attachments) {
-        await writer.addPart({ contentId: a.contentId, contentType: a.contentType ?? 'application/octet-stream' }, a.open());
-      }
-      // The receipt below is built only after commit resolved: message, parts and process card are durable.
-      stored = await writer.commit(
-        { originatorId: ctx.participantId ?? `cert:${ctx.clientFp}`, addresseeId: addressee.participantId, soapXml: Buffer.from(JSON.stringify(order)) },
-        { creation: ctx.now, subject: msg.subject, inspections: inspections as unknown as JsonValue },
-      );
-    } catch (e) {
-      await writer.abort();
-      throw e;
-    }
-    this.o.metrics?.stored.inc();
-    ctx.log.info({ messageId: msg.messageId, parts: stored.parts.length }, 'delivery stored');
+    // The receipt below is built only after persist resolved: message, parts and process card are durable.
+    const stored = await this.persist(ctx, { ...msg, messageId: msg.messageId }, addressee.participantId);
     return {
       type: 'responseToStoreDelivery',
       controlBlock,
@@ -300,6 +313,50 @@ export class Intermediary {
       feedback: [this.entry(ctx, '0800')],
       processCardBundle: bundleOf(stored, 'stored'),
     };
+  }
+
+  /**
+   * Stores an order's content durably before anything is confirmed or forwarded: message, attachments as received,
+   * process card with Creation = arrival and the InspectionReport of the order's certificates (§7).
+   */
+  private async persist(
+    ctx: RequestContext,
+    o: { messageId: string; subject?: string | undefined; qualityOfTimestamp: Partial<QualityOfTimestamp>; contentPackage: ContentPackage; certificates: Certificate[] },
+    addresseeId: string,
+  ): Promise<MessageSummary> {
+    const writer = await this.beginStore(o.messageId, ctx.clientFp);
+    const stored = await this.writeDelivery(writer, {
+      order: storedOrder(o),
+      originatorId: ctx.participantId ?? `cert:${ctx.clientFp}`,
+      addresseeId,
+      attachments: ctx.decoded.attachments,
+      creation: ctx.now,
+      subject: o.subject,
+      inspections: this.inspections(o.certificates, ctx.now),
+    });
+    ctx.log.info({ messageId: o.messageId, parts: stored.parts.length }, 'delivery stored');
+    return stored;
+  }
+
+  private async writeDelivery(
+    writer: Awaited<ReturnType<Store['beginMessage']>>,
+    d: { order: StoredOrder; originatorId: string; addresseeId: string; attachments: DecodedAttachment[]; creation: Date; subject?: string | undefined; inspections: Inspection[] },
+  ): Promise<MessageSummary> {
+    let stored: MessageSummary;
+    try {
+      for (const a of d.attachments) {
+        await writer.addPart({ contentId: a.contentId, contentType: a.contentType ?? 'application/octet-stream' }, a.open());
+      }
+      stored = await writer.commit(
+        { originatorId: d.originatorId, addresseeId: d.addresseeId, soapXml: Buffer.from(JSON.stringify(d.order)) },
+        { creation: d.creation, subject: d.subject, inspections: d.inspections as unknown as JsonValue },
+      );
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    }
+    this.o.metrics?.stored.inc();
+    return stored;
   }
 
   /**
@@ -337,7 +394,7 @@ export class Intermediary {
       next: { ...rec, pendingReceptions: [...rec.pendingReceptions, found.messageId] },
       result: undefined,
     }));
-    const card = { ...found, forwarding: found.forwarding ?? ctx.now };
+    const card = { ...found, forwarding: found.forwarding ?? ctx.now, recentModification: found.forwarding ? found.recentModification : ctx.now };
     const message: OsciMessage = {
       type: 'responseToFetchDelivery',
       controlBlock: dialog.controlBlock,
@@ -383,6 +440,202 @@ export class Intermediary {
       processCardBundles: list.map((c) => bundleOf(c, 'any')),
     };
   }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Passive recipients (§1): forwardDelivery → acceptDelivery, mediateDelivery → processDelivery
+
+  private passiveOptions(): PassiveCallOptions {
+    const l = this.o.limits;
+    return {
+      identity: this.o.identity,
+      store: this.o.store,
+      tmpDir: this.o.tmpDir,
+      limits: { maxTotalBytes: l.maxMessageBytes, maxParts: l.maxAttachments + 2, maxInMemoryPartBytes: l.maxInMemoryPartBytes },
+      policy: this.o.trust.policy,
+      ...(this.o.passive?.timeoutMs !== undefined ? { timeoutMs: this.o.passive.timeoutMs } : {}),
+    };
+  }
+
+  /**
+   * Certificates of an acceptDelivery/processDelivery: ours in IntermediaryCertificates (the cipher certificate too,
+   * the recipient encrypts its answer for it), the originator's and the content's in NonIntermediaryCertificates
+   * (SignatureCertificateAddressee is not admitted there, [J] AcceptDeliveryBuilder). The originator's cipher
+   * certificate kept with the dialog is added when the order itself does not carry it.
+   */
+  private passiveCertificates(ctx: RequestContext, carried: Certificate[]): Certificate[] {
+    const own = [certificate('intermediary', 'cipher', this.primaryCipher().raw), certificate('intermediary', 'signature', this.o.identity.signature.cert.raw)];
+    const theirs = carried.filter((c) => c.role !== 'intermediary' && !(c.role === 'addressee' && c.usage === 'signature'));
+    if (ctx.clientCipher && !theirs.some((c) => c.role === 'originator' && c.usage === 'cipher')) theirs.unshift(certificate('originator', 'cipher', ctx.clientCipher.raw));
+    const seen = new Set<string>();
+    return [...own, ...theirs].filter((c) => (seen.has(c.id) ? false : (seen.add(c.id), true)));
+  }
+
+  private primaryCipher(): X509Certificate {
+    const c = this.o.identity.ciphers[0];
+    if (!c) throw new OsciError('ERR_INTERNAL', 'the intermediary has no cipher key');
+    return c.cert;
+  }
+
+  /** The order's attachments, relayed as received (the ClientSignature of our request covers them again). */
+  private relayed(attachments: DecodedAttachment[]): EncodedAttachment[] {
+    return attachments.map((a) => ({ contentId: a.contentId, size: a.size, open: () => a.open(), ...(a.contentType !== undefined ? { contentType: a.contentType } : {}) }));
+  }
+
+  /** Forwarding is recorded once the recipient answered anything (the delivery reached it). */
+  private async forwardingFailed(ctx: RequestContext, messageId: string | undefined, at: Date, e: unknown): Promise<never> {
+    if (messageId !== undefined && reachedRecipient(e)) {
+      await this.o.store.recordForwarding(messageId, at).catch((err: unknown) => ctx.log.error({ err, messageId }, 'recording Forwarding failed'));
+    }
+    throw e;
+  }
+
+  private async forwardDelivery(ctx: RequestContext, msg: OsciMessageOf<'forwardDelivery'>, dialog: { controlBlock: ControlBlock; state: DialogState }): Promise<OsciMessage> {
+    if (!msg.messageId) throw new OsciError('ERR_MESSAGE_ID_MISSING', 'forwardDelivery without MessageId');
+    // Decided before anything is stored or sent: the recipient and its registered endpoint (never the message's URL).
+    const recipient = await resolvePassiveRecipient(this.o.store, msg.certificates, msg.contentReceiver, ctx.now);
+    const stored = await this.persist(ctx, msg, recipient.participantId);
+    const forwardedAt = new Date();
+    const answer = await sendAcceptDelivery(
+      {
+        type: 'acceptDelivery',
+        desiredLanguages: msg.desiredLanguages,
+        processCardBundle: bundleOf({ ...stored, forwarding: forwardedAt, recentModification: forwardedAt }, 'delivered'),
+        contentPackage: msg.contentPackage,
+        certificates: this.passiveCertificates(ctx, msg.certificates),
+      },
+      this.relayed(ctx.decoded.attachments),
+      recipient,
+      this.passiveOptions(),
+    ).catch((e: unknown) => this.forwardingFailed(ctx, msg.messageId, forwardedAt, e));
+    await answer.decoded.dispose();
+    // §2: for accept deliveries Reception is the arrival of the recipient's positive Feedback.
+    const card = await this.recordDelivered(msg.messageId, forwardedAt, answer.at);
+    ctx.log.info({ messageId: msg.messageId, recipient: recipient.participantId }, 'delivery forwarded and accepted');
+    return {
+      type: 'responseToForwardDelivery',
+      controlBlock: dialog.controlBlock,
+      certificates: this.intermediaryCertificates(),
+      feedback: [this.entry(ctx, doneFeedback(dialog.state)), ...answer.warnings.map((w) => this.entry(ctx, w))],
+      processCardBundle: bundleOf(card, 'any'),
+    };
+  }
+
+  /** Forwarding and Reception of a delivery the recipient accepted; 9810 if that cannot be recorded. */
+  private async recordDelivered(messageId: string, forwardedAt: Date, receivedAt: Date): Promise<MessageSummary> {
+    try {
+      await this.o.store.recordForwarding(messageId, forwardedAt);
+      await this.o.store.recordReception([messageId], receivedAt);
+      const card = await this.o.store.getMessage(messageId);
+      if (!card) throw new OsciError('ERR_INTERNAL', `stored delivery ${messageId} vanished`);
+      return card;
+    } catch (e) {
+      throw new OsciError('ERR_ORDER_INTERNAL', 'the recipient accepted, but its reception could not be recorded', { cause: e, feedback: '9810' });
+    }
+  }
+
+  private async mediateDelivery(ctx: RequestContext, msg: OsciMessageOf<'mediateDelivery'>, dialog: { controlBlock: ControlBlock; state: DialogState }): Promise<DispatchResult> {
+    const recipient = await resolvePassiveRecipient(this.o.store, msg.certificates, msg.contentReceiver, ctx.now);
+    // Without a MessageId nothing is recorded ([J] RequestResponse sample); with one the request is stored first.
+    const stored = msg.messageId ? await this.persist(ctx, { ...msg, messageId: msg.messageId }, recipient.participantId) : undefined;
+    const replyId = stored ? newMessageId() : undefined;
+    const forwardedAt = new Date();
+    const answer = await sendProcessDelivery(
+      {
+        type: 'processDelivery',
+        desiredLanguages: msg.desiredLanguages,
+        messageIdResponse: replyId,
+        processCardBundle: stored ? bundleOf({ ...stored, forwarding: forwardedAt, recentModification: forwardedAt }, 'delivered') : undefined,
+        contentPackage: msg.contentPackage,
+        certificates: this.passiveCertificates(ctx, msg.certificates),
+      },
+      this.relayed(ctx.decoded.attachments),
+      recipient,
+      this.passiveOptions(),
+    ).catch((e: unknown) => this.forwardingFailed(ctx, stored?.messageId, forwardedAt, e));
+    const cleanup = () => answer.decoded.dispose();
+    try {
+      const reply = answer.response;
+      let requestProcessCardBundle: ProcessCardBundle | undefined;
+      let replyProcessCardBundle: ProcessCardBundle | undefined;
+      // The reply's author and readers; SignatureCertificateAddressee is not admitted ([J] ResponseToMediateDeliveryBuilder).
+      const replyCerts = reply.certificates.filter((c) => c.role !== 'intermediary' && !(c.role === 'addressee' && c.usage === 'signature'));
+      if (stored) {
+        requestProcessCardBundle = bundleOf(await this.recordDelivered(stored.messageId, forwardedAt, answer.at), 'any');
+        if (reply.messageId !== undefined) {
+          if (reply.messageId !== replyId) throw new OsciError('ERR_RECIPIENT_INTERNAL', 'the reply carries a MessageId we did not issue for it');
+          replyProcessCardBundle = await this.recordReply(ctx, reply, replyCerts, answer.decoded.attachments, recipient.participantId, answer.at, dialog.state);
+        }
+      }
+      if (!reply.contentPackage) throw new OsciError('ERR_RECIPIENT_INTERNAL', 'the recipient accepted but its reply holds no content', { feedback: '9806' });
+      ctx.log.info({ messageId: stored?.messageId, reply: replyProcessCardBundle?.messageId, recipient: recipient.participantId }, 'delivery mediated');
+      const message: OsciMessage = {
+        type: 'responseToMediateDelivery',
+        controlBlock: dialog.controlBlock,
+        certificates: [...this.intermediaryCertificates(), ...replyCerts],
+        feedback: [this.entry(ctx, doneFeedback(dialog.state)), ...answer.warnings.map((w) => this.entry(ctx, w))],
+        requestProcessCardBundle,
+        replyProcessCardBundle,
+        contentPackage: reply.contentPackage,
+      };
+      return this.reply(message, this.relayed(answer.decoded.attachments), cleanup);
+    } catch (e) {
+      await cleanup();
+      throw e;
+    }
+  }
+
+  /**
+   * Stores a recipient's reply that carries a MessageId, so that it has a process card (Creation = its arrival,
+   * Forwarding = now); its Reception is the next request of this dialog, as for fetchDelivery (§2).
+   */
+  private async recordReply(
+    ctx: RequestContext,
+    reply: OsciMessageOf<'responseToProcessDelivery'>,
+    certificates: Certificate[],
+    attachments: DecodedAttachment[],
+    recipientId: string,
+    arrived: Date,
+    state: DialogState,
+  ): Promise<ProcessCardBundle> {
+    const replyId = reply.messageId as string;
+    try {
+      const writer = await this.o.store.beginMessage(replyId);
+      const stored = await this.writeDelivery(writer, {
+        order: storedOrder({ messageId: replyId, subject: reply.subject, qualityOfTimestamp: reply.qualityOfTimestamp, contentPackage: reply.contentPackage ?? { encryptedData: [], contentContainers: [] }, certificates }),
+        originatorId: recipientId,
+        addresseeId: ctx.participantId ?? `cert:${ctx.clientFp}`,
+        attachments,
+        creation: arrived,
+        subject: reply.subject,
+        inspections: this.inspections(certificates, arrived),
+      });
+      const forwardedAt = new Date();
+      await this.o.store.recordForwarding(replyId, forwardedAt);
+      await this.o.store.updateDialog(state.conversationId ?? '', (rec) => ({
+        next: { ...rec, pendingReceptions: [...rec.pendingReceptions, replyId] },
+        result: undefined,
+      }));
+      return bundleOf({ ...stored, forwarding: forwardedAt, recentModification: forwardedAt }, 'delivered');
+    } catch (e) {
+      throw new OsciError('ERR_ORDER_INTERNAL', 'the reply could not be recorded', { cause: e, feedback: '9810' });
+    }
+  }
+}
+
+/** MessageIds are base64 of an opaque string (osci-protocol.md §11). */
+function newMessageId(): string {
+  return Buffer.from(`amtsbote-${randomBytes(18).toString('base64url')}`).toString('base64');
+}
+
+function storedOrder(o: { messageId: string; subject?: string | undefined; qualityOfTimestamp: Partial<QualityOfTimestamp>; contentPackage: ContentPackage; certificates: Certificate[] }): StoredOrder {
+  return {
+    v: 1,
+    messageId: o.messageId,
+    subject: o.subject,
+    qualityOfTimestamp: { creation: o.qualityOfTimestamp.creation ?? 'plain', reception: o.qualityOfTimestamp.reception ?? 'plain' },
+    contentPackage: o.contentPackage,
+    certificates: o.certificates.map((c) => ({ role: c.role, usage: c.usage, der: c.der.toString('base64'), id: c.id })),
+  };
 }
 
 function isRequest(m: OsciMessage): m is Extract<OsciMessage, { type: RequestType }> {
