@@ -44,7 +44,8 @@ describe('replicas: two server processes on the same PostgreSQL schema', functio
     pgUrl = pgSchemaUrl();
     // One configuration file for both (port 0: each process picks a free port).
     const config = writeServerConfig(tmp, devServerConfig(pki.dir, join(tmp, 'data'), pgUrl));
-    [a, b] = await Promise.all([startServerProcess(config), startServerProcess(config)]);
+    // --workers 1: exactly two processes, so each request's server is known.
+    [a, b] = await Promise.all([startServerProcess(config, { args: ['--workers', '1'] }), startServerProcess(config, { args: ['--workers', '1'] })]);
     expect(a.url).to.not.equal(b.url);
   });
 

@@ -20,8 +20,12 @@ export interface ServerProcess {
   output(): string;
   /** Resolves when the child has exited. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Sends SIGKILL and waits for the exit. */
-  kill(): Promise<void>;
+  /**
+   * SIGKILL and wait for the (primary) process to exit. 'group' (default) kills the whole process group at once, as
+   * a crash or an OOM kill of the container would (with --workers N, every worker too); 'primary' only the process
+   * that was started (an operator's `kill -9 <pid>`; cluster workers then notice their primary's death and exit).
+   */
+  kill(target?: 'group' | 'primary'): Promise<void>;
   /** SIGTERM (graceful shutdown: in-flight requests finish, store closed) and waits; SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -49,17 +53,39 @@ export function osciClient(osciUrl: string, who: TestIdentity, intermediary: Tes
   });
 }
 
+/** Children still running; their process groups are killed when the test process exits (they run detached). */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of live) {
+    try {
+      if (p.pid !== undefined) process.kill(-p.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
 const LISTENING = /listening on (https?:\/\/\S+?)\/osci\b/;
 
-/** Starts `amtsbote serve --config <configFile>`; rejects with the child's output if it exits or stays silent. */
-export function startServerProcess(configFile: string, opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ServerProcess> {
-  const proc: ChildProcess = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'amtsbote.js'), 'serve', '--config', configFile], {
+/**
+ * Starts `amtsbote serve --config <configFile> [...args]` (e.g. args ['--workers', '1']) in its own process group;
+ * rejects with the child's output if it exits or stays silent.
+ */
+export function startServerProcess(configFile: string, opts: { args?: string[]; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ServerProcess> {
+  const proc: ChildProcess = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'amtsbote.js'), 'serve', '--config', configFile, ...(opts.args ?? [])], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   let out = '';
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  live.add(proc);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => {
+      live.delete(proc);
+      resolve({ code, signal });
+    }),
+  );
   const alive = () => proc.exitCode === null && proc.signalCode === null;
   proc.stdout?.setEncoding('utf8');
   proc.stderr?.setEncoding('utf8');
@@ -71,13 +97,16 @@ export function startServerProcess(configFile: string, opts: { env?: NodeJS.Proc
     pid: proc.pid ?? -1,
     output: () => out,
     exited,
-    async kill() {
-      if (alive()) proc.kill('SIGKILL');
+    async kill(target = 'group') {
+      if (alive() && proc.pid !== undefined) {
+        if (target === 'group') process.kill(-proc.pid, 'SIGKILL');
+        else proc.kill('SIGKILL');
+      }
       await exited;
     },
     async stop(graceMs = 30_000) {
       if (alive()) proc.kill('SIGTERM');
-      const t = setTimeout(() => alive() && proc.kill('SIGKILL'), graceMs);
+      const t = setTimeout(() => alive() && proc.pid !== undefined && process.kill(-proc.pid, 'SIGKILL'), graceMs);
       await exited;
       clearTimeout(t);
     },
@@ -89,7 +118,7 @@ export function startServerProcess(configFile: string, opts: { env?: NodeJS.Proc
       if (done) return;
       done = true;
       clearTimeout(timer);
-      if (alive()) proc.kill('SIGKILL');
+      if (alive() && proc.pid !== undefined) process.kill(-proc.pid, 'SIGKILL');
       reject(new Error(`amtsbote serve ${why}:\n${out}`));
     };
     const timer = setTimeout(() => fail(`printed no "listening on" line within ${opts.timeoutMs ?? 90_000} ms`), opts.timeoutMs ?? 90_000);
