@@ -4,7 +4,6 @@
  * Used by the CLI (send/fetch), the end-to-end tests and the remote-mailbox adapter.
  */
 import type { KeyObject, X509Certificate } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { certificateSha256Hex } from '../../crypto/keys.ts';
 import { checkResponse, clientNext, type ClientDialogState, type ControlBlock, type DialogMessageType } from '../../protocol/dialog.ts';
 import { decodeMessage, encodeMessage, type DecodedMessage, type EncodeOptions } from '../../protocol/envelope/index.ts';
@@ -12,6 +11,7 @@ import { OsciError } from '../../protocol/errors.ts';
 import { isFeedbackCode, type FeedbackCode } from '../../protocol/feedback.ts';
 import { certificate } from '../../protocol/messages/certificates.ts';
 import type { Certificate, ContentPackage, DeliverySelection, FeedbackEntry, OsciMessage, OsciMessageOf, ProcessCardSelection, QualityOfTimestamp } from '../../protocol/model.ts';
+import { postOsci } from './post.ts';
 
 export interface KeyPair {
   key: KeyObject;
@@ -31,6 +31,9 @@ export interface OsciClientOptions {
   languages?: string[];
   /** Progress callback for uploads (bytes sent, total when known). */
   onUploadProgress?: (sent: number, total: number | undefined) => void;
+  /** Deadline per exchange (default 60 s) and largest answer accepted (default unbounded). */
+  timeoutMs?: number;
+  maxResponseBytes?: number;
 }
 
 export type Attachment = NonNullable<EncodeOptions['attachments']>[number];
@@ -55,6 +58,8 @@ function codeFor(fb: string) {
       return 'ERR_MESSAGE_ID' as const;
     case '9805':
       return 'ERR_RECIPIENT_REFUSED' as const;
+    case '9808':
+      return 'ERR_RECIPIENT_INTERNAL' as const;
     default:
       return 'ERR_REMOTE' as const;
   }
@@ -85,30 +90,14 @@ export class OsciClient {
       encryptFor: this.o.plaintext ? undefined : this.o.intermediary.cipher,
       attachments,
     });
-    let body: Readable = enc.stream;
-    if (this.o.onUploadProgress) {
-      let sent = 0;
-      const progress = this.o.onUploadProgress;
-      body = enc.stream.on('data', (c: Buffer) => {
-        sent += c.length;
-        progress(sent, enc.length);
-      });
-    }
-    let res: Response;
-    try {
-      res = await fetch(this.o.endpoint, {
-        method: 'POST',
-        headers: { 'content-type': enc.contentType, ...(enc.length !== undefined ? { 'content-length': String(enc.length) } : {}) },
-        body: Readable.toWeb(body) as unknown as RequestInit['body'],
-        duplex: 'half',
-      } as RequestInit);
-    } catch (e) {
-      throw new OsciError('ERR_REMOTE', `cannot reach ${this.o.endpoint}: ${(e as Error).message}`, { cause: e });
-    }
-    if (!res.body) throw new OsciError('ERR_REMOTE', `empty HTTP ${res.status} answer from ${this.o.endpoint}`);
+    const res = await postOsci(this.o.endpoint, enc, {
+      ...(this.o.timeoutMs !== undefined ? { timeoutMs: this.o.timeoutMs } : {}),
+      ...(this.o.maxResponseBytes !== undefined ? { maxResponseBytes: this.o.maxResponseBytes } : {}),
+      ...(this.o.onUploadProgress ? { onUploadProgress: this.o.onUploadProgress } : {}),
+    });
     const pinned = this.o.intermediary.signature;
-    const decoded = await decodeMessage(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), {
-      contentType: res.headers.get('content-type') ?? undefined,
+    const decoded = await decodeMessage(res.body, {
+      contentType: res.contentType,
       transportKeys: [this.o.cipher],
       tmpDir: this.o.tmpDir,
       signature: 'optional',
@@ -201,6 +190,39 @@ export class OsciClient {
     return { messageId, feedback: response.feedback, processCardBundle: response.processCardBundle };
   }
 
+  /**
+   * forwardDelivery (§1) in an implicit dialog: the intermediary pushes the delivery to the passive recipient at
+   * `contentReceiver` (acceptDelivery) and answers once the recipient accepted; resolves with the process card
+   * (creation, forwarding, reception). A refusal is an OrderRefused (9805 refused, 9808 recipient error, 9809 not reached).
+   */
+  async forwardDelivery(d: PassiveDelivery & { messageId?: string; qualityOfTimestamp?: QualityOfTimestamp }) {
+    const messageId = d.messageId ?? (await this.getMessageId());
+    const cb = clientNext(undefined, 'forwardDelivery');
+    const base = this.base(cb);
+    const { decoded, response } = await this.orderOk(
+      {
+        type: 'forwardDelivery',
+        ...base,
+        certificates: dedupe([...base.certificates, certificate('addressee', 'cipher', d.addresseeCipher.raw), ...(d.certificates ?? [])]),
+        qualityOfTimestamp: d.qualityOfTimestamp ?? { creation: 'plain', reception: 'plain' },
+        contentReceiver: d.contentReceiver,
+        messageId,
+        subject: d.subject,
+        contentPackage: d.contentPackage,
+      },
+      'forwardDelivery',
+      'responseToForwardDelivery',
+      d.attachments,
+    );
+    await decoded.dispose();
+    return { messageId, feedback: response.feedback, processCardBundle: response.processCardBundle };
+  }
+
+  /** @internal used by OsciDialog: our cipher certificate for a reply the recipient encrypts for us (mediateDelivery). */
+  cipherCertificate(): Certificate {
+    return certificate('originator', 'cipher', this.o.cipher.cert.raw);
+  }
+
   async openDialog(): Promise<OsciDialog> {
     const cb = clientNext(undefined, 'initDialog');
     const { decoded, next } = await this.orderOk({ type: 'initDialog', ...this.base(cb) }, 'initDialog', 'responseToInitDialog');
@@ -210,10 +232,29 @@ export class OsciClient {
   }
 
   /** @internal used by OsciDialog */
-  async dialogOrder<T extends OsciMessage['type']>(state: ClientDialogState, msg: (cb: ControlBlock, base: ReturnType<OsciClient['base']>) => OsciMessage & { controlBlock: ControlBlock }, type: DialogMessageType, expect: T) {
+  async dialogOrder<T extends OsciMessage['type']>(
+    state: ClientDialogState,
+    msg: (cb: ControlBlock, base: ReturnType<OsciClient['base']>) => OsciMessage & { controlBlock: ControlBlock },
+    type: DialogMessageType,
+    expect: T,
+    attachments?: Attachment[],
+  ) {
     const cb = clientNext(state, type);
-    return this.order(msg(cb, this.base(cb)), type, expect);
+    return this.order(msg(cb, this.base(cb)), type, expect, attachments);
   }
+}
+
+/** A delivery to a passive recipient (forwardDelivery, mediateDelivery). */
+export interface PassiveDelivery {
+  /** The addressee's cipher certificate: the intermediary finds the recipient by it. */
+  addresseeCipher: X509Certificate;
+  /** ContentReceiver@URI: the recipient's endpoint as registered at the intermediary. */
+  contentReceiver: string;
+  subject?: string;
+  contentPackage: ContentPackage;
+  /** Certificates the content brings along (author/reader), besides ours and the addressee's. */
+  certificates?: Certificate[];
+  attachments?: Attachment[];
 }
 
 function dedupe(certs: Certificate[]): Certificate[] {
@@ -268,6 +309,35 @@ export class OsciDialog {
     if (r.refused) throw r.refused;
     await r.decoded.dispose();
     return r.response.processCardBundles;
+  }
+
+  /**
+   * mediateDelivery (§1): the intermediary hands the request to the passive recipient (processDelivery) and returns
+   * its reply: the content for us, the request's process card (creation, forwarding, reception) and, when the reply
+   * carries a MessageId, its process card. Without `messageId` nothing is recorded. The caller disposes `decoded`.
+   */
+  async mediateDelivery(d: PassiveDelivery & { messageId?: string; qualityOfTimestamp?: Partial<QualityOfTimestamp> }): Promise<{ response: OsciMessageOf<'responseToMediateDelivery'>; decoded: DecodedMessage }> {
+    const r = await this.client.dialogOrder(
+      this.state,
+      (cb, base) => ({
+        type: 'mediateDelivery',
+        ...base,
+        controlBlock: cb,
+        // The recipient encrypts its reply for our cipher certificate.
+        certificates: dedupe([this.client.cipherCertificate(), ...base.certificates, certificate('addressee', 'cipher', d.addresseeCipher.raw), ...(d.certificates ?? [])]),
+        qualityOfTimestamp: d.qualityOfTimestamp ?? (d.messageId !== undefined ? { creation: 'plain', reception: 'plain' } : {}),
+        contentReceiver: d.contentReceiver,
+        messageId: d.messageId,
+        subject: d.messageId !== undefined ? d.subject : undefined,
+        contentPackage: d.contentPackage,
+      }),
+      'mediateDelivery',
+      'responseToMediateDelivery',
+      d.attachments,
+    );
+    this.advance(r.next);
+    if (r.refused) throw r.refused;
+    return { response: r.response, decoded: r.decoded };
   }
 
   async close(): Promise<void> {

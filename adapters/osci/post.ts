@@ -1,0 +1,107 @@
+/**
+ * One OSCI HTTP exchange, transport only (osci-protocol.md §11): POSTs an encoded message and hands back the
+ * answer's body as a stream, bounded in time and size. Used by the client role (adapters/osci/client.ts) and by
+ * the intermediary when it is the client of a passive recipient (gateway/osci/passive.ts).
+ * Redirects are never followed: an OSCI peer is called only at the address the caller chose.
+ */
+import { Readable, Transform } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { EncodedMessage } from '../../protocol/envelope/index.ts';
+import { OsciError } from '../../protocol/errors.ts';
+
+export const DEFAULT_OSCI_TIMEOUT_MS = 60_000;
+
+export interface PostOsciOptions {
+  /** Deadline for the whole exchange, sending and reading the answer included. Default 60 s. */
+  timeoutMs?: number;
+  /** Largest answer accepted (bytes); a longer one fails with ERR_TOO_LARGE. Default: unbounded. */
+  maxResponseBytes?: number;
+  /** Upload progress (bytes sent, total when known). */
+  onUploadProgress?: (sent: number, total: number | undefined) => void;
+}
+
+export interface OsciHttpAnswer {
+  status: number;
+  /** HTTP Content-Type, if any: the reference library's PassiveRecipient sends none (its MIME headers are in the body). */
+  contentType: string | undefined;
+  /** The answer's body; fails with ERR_REMOTE when the peer or the deadline breaks it off. */
+  body: Readable;
+}
+
+/** Only http(s) URLs are OSCI endpoints. */
+export function osciEndpointUrl(endpoint: string): URL {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch (e) {
+    throw new OsciError('ERR_USAGE', `not a URL: ${endpoint}`, { cause: e });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new OsciError('ERR_USAGE', `not an http(s) URL: ${url.protocol}`);
+  if (url.username || url.password) throw new OsciError('ERR_USAGE', 'an OSCI endpoint URL must not carry credentials');
+  return url;
+}
+
+function remote(endpoint: string, what: string, cause: unknown, timeoutMs: number): OsciError {
+  const name = (cause as { name?: string } | undefined)?.name;
+  const reason = name === 'TimeoutError' || name === 'AbortError' ? `no complete answer within ${timeoutMs} ms` : (cause as Error | undefined)?.message ?? String(cause);
+  return new OsciError('ERR_REMOTE', `${what} ${endpoint}: ${reason}`, { cause });
+}
+
+/** Counts the answer's bytes, refuses more than `max` and turns stream failures into ERR_REMOTE. */
+function bounded(src: Readable, max: number | undefined, onError: (e: unknown) => OsciError): Readable {
+  let n = 0;
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      n += chunk.length;
+      if (max !== undefined && n > max) return cb(new OsciError('ERR_TOO_LARGE', `the answer exceeds ${max} bytes`));
+      cb(null, chunk);
+    },
+  });
+  src.on('error', (e) => out.destroy(e instanceof OsciError ? e : onError(e)));
+  // Whoever stops reading early releases the connection.
+  out.on('close', () => {
+    if (!src.destroyed) src.destroy();
+  });
+  return src.pipe(out);
+}
+
+export async function postOsci(endpoint: string, message: EncodedMessage, opts: PostOsciOptions = {}): Promise<OsciHttpAnswer> {
+  const url = osciEndpointUrl(endpoint);
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_OSCI_TIMEOUT_MS;
+  const signal = AbortSignal.timeout(timeoutMs);
+  let body: Readable = message.stream;
+  if (opts.onUploadProgress) {
+    let sent = 0;
+    const progress = opts.onUploadProgress;
+    body = message.stream.on('data', (c: Buffer) => {
+      sent += c.length;
+      progress(sent, message.length);
+    });
+  }
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': message.contentType, ...(message.length !== undefined ? { 'content-length': String(message.length) } : {}) },
+      body: Readable.toWeb(body) as unknown as RequestInit['body'],
+      duplex: 'half',
+      redirect: 'error',
+      signal,
+    } as RequestInit);
+  } catch (e) {
+    body.destroy();
+    throw remote(url.href, 'cannot reach', e, timeoutMs);
+  }
+  if (!res.body) throw new OsciError('ERR_REMOTE', `empty HTTP ${res.status} answer from ${url.href}`);
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (opts.maxResponseBytes !== undefined && Number.isFinite(declared) && declared > opts.maxResponseBytes) {
+    await res.body.cancel().catch(() => undefined);
+    throw new OsciError('ERR_TOO_LARGE', `the answer of ${url.href} announces ${declared} bytes, more than ${opts.maxResponseBytes}`);
+  }
+  const src = Readable.fromWeb(res.body as WebReadableStream);
+  return {
+    status: res.status,
+    contentType: res.headers.get('content-type') ?? undefined,
+    body: bounded(src, opts.maxResponseBytes, (e) => remote(url.href, 'answer broken off by', e, timeoutMs)),
+  };
+}
