@@ -16,6 +16,7 @@ import { Readable } from 'node:stream';
 import { OsciClient } from '../../adapters/osci/client.ts';
 import { postOsci } from '../../adapters/osci/post.ts';
 import { signXml } from '../../crypto/dsig.ts';
+import { serializeXml } from '../../crypto/xml.ts';
 import { resolveConfig } from '../../gateway/config.ts';
 import { createLogger, silentLogger } from '../../gateway/log.ts';
 import { resolvePassiveRecipient, sendAcceptDelivery } from '../../gateway/osci/passive.ts';
@@ -29,9 +30,18 @@ import type { AcceptDelivery, Certificate, ProcessDelivery } from '../../protoco
 import { OSCI_NS } from '../../protocol/namespaces.ts';
 import { buildSoap } from '../../protocol/soap-build.ts';
 import { testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
+import { validateXsd } from '../helpers/xsd.ts';
 import { startPassiveRecipient, type PassiveRecipientDouble, type RecipientAnswer, type ReceivedDelivery } from '../helpers/passive-recipient.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * Schema errors of an envelope, except libxml2's own limit: its xs:integer holds at most 24 digits, so the decimal
+ * X509SerialNumber of a 128-bit certificate serial (order.xsd InspectionType, valid xs:integer) is reported.
+ */
+function schemaErrors(xml: string, xsd: string): string[] {
+  return validateXsd(xml, xsd).errors.filter((e) => !/X509SerialNumber': '\d{25,}' is not a valid value of the atomic type 'xs:integer'/.test(e));
+}
 
 async function readAll(r: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -199,6 +209,7 @@ describe('passive recipients: forwardDelivery → acceptDelivery, mediateDeliver
     const roles = (got?.certificates ?? []).map((c) => `${c.usage}:${c.role}`);
     expect(roles).to.include.members(['cipher:intermediary', 'signature:intermediary', 'signature:originator', 'cipher:addressee']);
     expect(seen).to.deep.equal({ text: xml.toString(), attachmentSha: sha(pdf), signatureValid: true });
+    expect(schemaErrors(recipient.soap[recipient.soap.length - 1] as string, 'soapAcceptDelivery.xsd'), 'acceptDelivery conforms to soapAcceptDelivery.xsd').to.deep.equal([]);
 
     const card = await processCard(receipt.messageId);
     expect(card?.reception?.kind).to.equal('plain');
@@ -256,6 +267,7 @@ describe('passive recipients: forwardDelivery → acceptDelivery, mediateDeliver
         const reply = await openAs(ag, kreis, { contentPackage: response.contentPackage ?? { encryptedData: [], contentContainers: [] }, certificates: response.certificates, attachments: decoded.attachments }, tmp);
         expect(reply).to.deep.equal({ text: 'Antwort auf: Anfrage 42', attachmentSha: sha(replyPdf), signatureValid: true });
         expect(response.certificates.some((c) => c.role === 'addressee' && c.usage === 'signature')).to.equal(false);
+        expect(schemaErrors(serializeXml(decoded.soap.doc), 'soapResponseToMediateDelivery.xsd'), 'responseToMediateDelivery conforms to its XSD').to.deep.equal([]);
       } finally {
         await decoded.dispose();
       }
@@ -264,6 +276,7 @@ describe('passive recipients: forwardDelivery → acceptDelivery, mediateDeliver
       await d.close();
     }
     expect(got?.processCardBundle?.messageId).to.equal(messageId);
+    expect(schemaErrors(recipient.soap[recipient.soap.length - 1] as string, 'soapProcessDelivery.xsd'), 'processDelivery conforms to soapProcessDelivery.xsd').to.deep.equal([]);
     expect(seen).to.deep.equal({ text: 'Anfrage 42', attachmentSha: sha(pdf), signatureValid: true });
     // The next request of the dialog (exitDialog) acknowledged the reply's reception (§2).
     const replyCard = await processCard(replyId as string);

@@ -10,6 +10,7 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { pipeline } from 'node:stream/promises';
+import { serializeXml } from '../../crypto/xml.ts';
 import { acceptRequest, respond } from '../../protocol/dialog.ts';
 import { decodeMessage, encodeMessage, type DecodedMessage, type EncodedAttachment, type EncodedMessage } from '../../protocol/envelope/index.ts';
 import { OsciError, toOsciError } from '../../protocol/errors.ts';
@@ -61,6 +62,8 @@ export interface PassiveRecipientDouble {
   readonly calls: number;
   /** Requests that decoded and verified. */
   received: Array<AcceptDelivery | ProcessDelivery>;
+  /** Their SOAP envelopes as received (after transport decryption), for schema checks. */
+  soap: string[];
   /** Requests refused before `answer` (decode, signature, ControlBlock). */
   refused: OsciError[];
   close(): Promise<void>;
@@ -68,6 +71,7 @@ export interface PassiveRecipientDouble {
 
 export async function startPassiveRecipient(o: PassiveRecipientOptions): Promise<PassiveRecipientDouble> {
   const received: Array<AcceptDelivery | ProcessDelivery> = [];
+  const soap: string[] = [];
   const refused: OsciError[] = [];
   const sockets = new Set<Socket>();
   let calls = 0;
@@ -118,6 +122,7 @@ export async function startPassiveRecipient(o: PassiveRecipientOptions): Promise
       }
       const { controlBlock } = respond(accepted.next, m.type, m.controlBlock);
       received.push(m);
+      soap.push(serializeXml(decoded.soap.doc));
       const a = await o.answer({ message: m, decoded });
       if ('hang' in a) return await new Promise<void>((resolve) => res.on('close', () => resolve()));
       if ('http' in a) {
@@ -177,6 +182,7 @@ export async function startPassiveRecipient(o: PassiveRecipientOptions): Promise
       return calls;
     },
     received,
+    soap,
     refused,
     close: () =>
       new Promise<void>((resolve) => {
