@@ -92,6 +92,10 @@ export function parseControlBlock(e: Element, spec: ControlBlockSpec, typeName: 
   c.end();
   if (response) out.response = leafText(response);
   if (challenge) out.challenge = leafText(challenge);
+  // An order that needs an explicit dialog but comes without one is an order-level 9802, not a ControlBlock 9400 (§2).
+  if (spec.conversationId === 'required' && out.conversationId === undefined && out.response === undefined) {
+    throw new OsciError('ERR_DIALOG_REQUIRED', `${typeName} needs an explicit dialog`);
+  }
   checkControlBlock(out, spec, 'ERR_CONTROLBLOCK', typeName);
   return out;
 }
