@@ -41,6 +41,8 @@ export interface ServerConfig {
   /** Register every identity of the dev PKI as a mailbox on start-up. */
   registerDevIdentities: boolean;
   limits: { maxMessageBytes: number; maxAttachments: number; maxInMemoryPartBytes: number };
+  /** Deadline of one exchange with a passive recipient (acceptDelivery/processDelivery). */
+  passiveTimeoutMs: number;
   /** Minimum RSA key size accepted in messages (BSI TR-02102: 3000; the reference test keys are 4096). */
   minRsaBits: number;
   logLevel: string;
@@ -58,6 +60,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   participants: [],
   registerDevIdentities: true,
   limits: { maxMessageBytes: 200 * 1024 * 1024, maxAttachments: 1000, maxInMemoryPartBytes: 16 * 1024 * 1024 },
+  passiveTimeoutMs: 60_000,
   minRsaBits: 2048,
   logLevel: 'info',
 });

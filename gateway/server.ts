@@ -12,7 +12,7 @@ import { loadCertificate } from '../crypto/keys.ts';
 import { OsciError } from '../protocol/errors.ts';
 import type { ServerConfig } from './config.ts';
 import { createApp } from './http/app.ts';
-import { loadIdentityDir, loadKeyRef, type Identity } from './identity.ts';
+import { liveIdentityDir, loadKeyRef, type Identity } from './identity.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics } from './metrics.ts';
 import { Intermediary } from './osci/intermediary.ts';
@@ -59,9 +59,16 @@ async function initDev(cfg: ServerConfig, log: Logger): Promise<PreparedServer['
   return { certPath: pki.ca.certPath, crlPath: pki.ca.crlPath };
 }
 
-function loadIdentity(cfg: ServerConfig): Identity {
+function loadIdentity(cfg: ServerConfig, log?: Logger): Identity {
   if (cfg.identity) return { signature: loadKeyRef(cfg.identity.signature), ciphers: [loadKeyRef(cfg.identity.cipher)] };
-  if (cfg.identityDir && existsSync(cfg.identityDir)) return loadIdentityDir(cfg.identityDir);
+  // The folder is followed while running: `amtsbote certs rotate` takes effect without a restart (gateway/identity.ts).
+  if (cfg.identityDir && existsSync(cfg.identityDir)) {
+    const dir = cfg.identityDir;
+    return liveIdentityDir(dir, {
+      onReload: (id) => log?.info({ dir, ciphers: id.ciphers.length, cipher: id.ciphers[0]?.cert.serialNumber, signature: id.signature.cert.serialNumber }, 'identity folder re-read'),
+      onError: (err) => log?.warn({ dir, err }, 'identity folder changed but could not be loaded; previous keys stay in use'),
+    });
+  }
   throw new OsciError('ERR_USAGE', `no intermediary identity: ${cfg.identityDir ?? '(none)'} does not exist; run "amtsbote certs init-dev" or configure identity`);
 }
 
@@ -109,14 +116,14 @@ export async function startServer(cfg: ServerConfig, opts: StartOptions = {}): P
     anchors.push(loadCertificate(devCa.certPath));
     crlFiles.push(devCa.crlPath);
   }
-  const identity = loadIdentity(cfg);
+  const identity = loadIdentity(cfg, log);
 
   const store = await openStore(cfg.db ?? `sqlite:${cfg.dataDir}`);
   if (!opts.prepared) await migrateAndRegister(store, cfg);
 
   const metrics = createMetrics();
   const trust = new Trust(store, { anchors, crlFiles, trustRegistered: cfg.trustRegisteredCertificates, minRsaBits: cfg.minRsaBits });
-  const intermediary = new Intermediary({ store, identity, trust, tmpDir, limits: cfg.limits, acceptForeignMessageIds: true, metrics });
+  const intermediary = new Intermediary({ store, identity, trust, tmpDir, limits: cfg.limits, acceptForeignMessageIds: true, metrics, passive: { timeoutMs: cfg.passiveTimeoutMs } });
   let shuttingDown = false;
   let url = '';
   const app = createApp({
