@@ -1,26 +1,17 @@
 /** `amtsbote send | fetch | process-card`: the client side for courts, law firms and municipalities. */
-import { createHash, type X509Certificate } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { checkCertificate } from '../../crypto/x509.ts';
-import { openContent, sealContent } from '../../protocol/envelope/index.ts';
+import { courtSafeNameProblem, messageFolderName, SEND_LIMITS } from '../../adapters/files.ts';
+import { summariseCard, writeDeliveryFolder } from '../../adapters/inbox.ts';
+import { sealContent } from '../../protocol/envelope/index.ts';
 import type { ProcessCardBundle } from '../../protocol/processcard.ts';
 import { OsciError } from '../../protocol/errors.ts';
 import { connect, recipientCipher, type ClientGlobals } from './identities.ts';
 import { action, fail, printJson } from './run.ts';
 
-/** Limits of the EGVP/justice infrastructure (osci-protocol.md §13): 200 MB, 1000 files, court-safe names. */
-export const SEND_LIMITS = Object.freeze({ maxFiles: 1000, maxTotalBytes: 200 * 1024 * 1024, maxNameLength: 60 });
-
-/** File names courts accept: ≤ 60 characters, ASCII letters, digits, '.', '_', '-', no leading dot (§13). */
-export function courtSafeNameProblem(name: string): string | undefined {
-  if (name.length > SEND_LIMITS.maxNameLength) return `longer than ${SEND_LIMITS.maxNameLength} characters`;
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) return 'only A-Z, a-z, 0-9, ".", "_" and "-" are allowed (no umlauts, spaces or leading dot)';
-  if (/\.\./.test(name)) return 'contains ".."';
-  return undefined;
-}
+// Moved to adapters/files.ts (shared with the mailbox agent); re-exported for existing importers.
+export { courtSafeNameProblem, messageFolderName, SEND_LIMITS };
 
 const collect = (v: string, acc: string[]) => [...acc, v];
 
@@ -34,21 +25,6 @@ function addClientOptions(cmd: Command): Command {
     .option('--json', 'machine-readable output');
 }
 
-function summariseCard(b: ProcessCardBundle | undefined) {
-  if (!b) return undefined;
-  const t = (x: { kind: string; time?: string } | undefined) => (x && 'time' in x ? x.time : undefined);
-  const pc = b.processCard;
-  return {
-    messageId: b.messageId,
-    subject: pc.subject,
-    creation: t(pc.creation as { kind: string; time?: string } | undefined),
-    forwarding: t(pc.forwarding as { kind: string; time?: string } | undefined),
-    reception: t(pc.reception as { kind: string; time?: string } | undefined),
-    recentModification: pc.recentModification,
-    inspections: b.inspectionReport.map((i) => ({ subject: i.x509SubjectName, math: i.mathResult, offline: i.offlineResult, online: i.onlineResult?.result })),
-  };
-}
-
 function progressBar(total: number): (sent: number) => void {
   if (!process.stderr.isTTY || total < 5 * 1024 * 1024) return () => undefined;
   let last = -1;
@@ -60,46 +36,6 @@ function progressBar(total: number): (sent: number) => void {
     const done = Math.round((pct / 100) * width);
     process.stderr.write(`\r  upload [${'#'.repeat(done)}${'.'.repeat(width - done)}] ${pct}%${pct === 100 ? '\n' : ''}`);
   };
-}
-
-/** Writes a file and flushes it to disk. */
-function writeDurable(path: string, data: Buffer | string): void {
-  writeFileSync(path, data);
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Folder name of a message: its MessageId decoded when printable, else hex of it; always filesystem-safe. */
-export function messageFolderName(messageId: string): string {
-  const decoded = Buffer.from(messageId, 'base64').toString('utf8');
-  const safe = /^[\w.-]{1,100}$/.test(decoded) ? decoded : createHash('sha256').update(messageId).digest('hex').slice(0, 32);
-  return safe;
-}
-
-/** Unique safe names for attachments (the OVG receiver's rule: fix invalid, long and duplicate names). */
-function safeUniqueName(wanted: string, taken: Set<string>): string {
-  let base = wanted.normalize('NFKD').replace(/[^\w.-]+/g, '_').replace(/^\.+/, '').slice(0, 60) || 'attachment';
-  if (base === 'message.json' || base === 'process-card.xml' || base === 'inspection-report.json') base = `_${base}`;
-  let name = base;
-  for (let i = 2; taken.has(name.toLowerCase()); i++) {
-    const dot = base.lastIndexOf('.');
-    name = dot > 0 ? `${base.slice(0, dot)}_${i}${base.slice(dot)}` : `${base}_${i}`;
-  }
-  taken.add(name.toLowerCase());
-  return name;
 }
 
 export function registerMail(program: Command): void {
@@ -179,6 +115,7 @@ export function registerMail(program: Command): void {
         const results: unknown[] = [];
         let allVerified = true;
         const dialog = await client.openDialog();
+        let failed = false;
         try {
           for (;;) {
             const got = await dialog.fetchDelivery();
@@ -193,78 +130,22 @@ export function registerMail(program: Command): void {
                 results.push({ messageId, folder, duplicate: true });
                 continue;
               }
-              const authors: Array<{ subject: string; trusted: boolean; errors: string[] }> = [];
-              const opened = await openContent(response.contentPackage ?? { encryptedData: [], contentContainers: [] }, {
-                readerKey: me.cipher.key,
-                attachments: new Map(decoded.attachments.map((a) => [a.contentId, () => a.open()])),
-                certificates: response.certificates,
-                tmpDir: tmp,
-                trustAuthor: async (carried: X509Certificate | undefined) => {
-                  if (!carried) throw new Error('content container without author certificate');
-                  const c = checkCertificate(carried, { usage: 'signature', anchors });
-                  authors.push({ subject: carried.subject.replace(/\n/g, ', '), trusted: c.errors.length === 0, errors: c.errors.map((e) => e.code) });
-                  return carried;
-                },
-              });
-              const work = `${folder}.part-${process.pid}`;
-              rmSync(work, { recursive: true, force: true });
-              mkdirSync(work, { recursive: true });
-              const taken = new Set<string>();
-              const files: Array<{ name: string; contentId: string; size: number; sha256: string }> = [];
-              const texts: string[] = [];
-              let verified = opened.containers.length > 0;
-              for (const c of opened.containers) {
-                verified &&= c.signatureValid;
-                for (const item of c.contents) {
-                  if (item.kind === 'base64') {
-                    texts.push(item.data.toString('utf8'));
-                    continue;
-                  }
-                  if (item.kind === 'xml') {
-                    texts.push(item.xml);
-                    continue;
-                  }
-                  const name = safeUniqueName(item.contentId, taken);
-                  const hash = createHash('sha256');
-                  let size = 0;
-                  const src = item.open();
-                  src.on('data', (ch: Buffer) => {
-                    hash.update(ch);
-                    size += ch.length;
-                  });
-                  await pipeline(src, createWriteStream(join(work, name)));
-                  const fd = openSync(join(work, name), 'r');
-                  fsyncSync(fd);
-                  closeSync(fd);
-                  files.push({ name, contentId: item.contentId, size, sha256: hash.digest('hex') });
-                }
-              }
-              verified &&= authors.every((a) => a.trusted);
+              const { meta } = await writeDeliveryFolder({ parent: out, response, decoded, readerKeys: [me.cipher.key], anchors, tmpDir: tmp });
+              const verified = meta.verification.allValid;
               allVerified &&= verified;
-              if (texts.length) writeDurable(join(work, 'text.txt'), texts.join('\n\n'));
-              writeDurable(join(work, 'inspection-report.json'), JSON.stringify(card?.inspectionReport ?? [], null, 2));
-              writeDurable(join(work, 'process-card.json'), JSON.stringify(summariseCard(card), null, 2));
-              const meta = {
-                messageId,
-                subject: card?.processCard.subject,
-                from: authors.map((a) => a.subject),
-                timestamps: summariseCard(card),
-                verification: { allValid: verified, containers: opened.containers.map((c) => ({ signatureValid: c.signatureValid, signer: c.signer?.subject.replace(/\n/g, ', ') })), authors },
-                attachments: files,
-              };
-              writeDurable(join(work, 'message.json'), JSON.stringify(meta, null, 2));
-              fsyncDir(work);
-              renameSync(work, folder);
-              fsyncDir(out);
-              results.push({ messageId, folder, verified, attachments: files.length });
+              results.push({ messageId, folder, verified, attachments: meta.attachments.length });
               if (!o.json) process.stdout.write(`${verified ? 'OK ' : 'BAD'} ${messageId}  ${meta.subject ?? ''}  → ${folder}\n`);
             } finally {
               await decoded.dispose();
             }
           }
+        } catch (e) {
+          failed = true;
+          throw e;
         } finally {
-          // exitDialog is the request that acknowledges the last message's reception (§2).
-          await dialog.close();
+          // exitDialog is the request that acknowledges the last message's reception (§2): after a failure the
+          // dialog is abandoned instead, so a message whose folder was not written is not acknowledged.
+          if (!failed) await dialog.close();
           rmSync(tmp, { recursive: true, force: true });
         }
         if (o.json) printJson({ fetched: results });
