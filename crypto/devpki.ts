@@ -206,6 +206,137 @@ export function createCrl(spec: CrlSpec): Buffer {
 }
 
 // ---------------------------------------------------------------------------------------------
+// PKCS#10 certification requests (RFC 2986): a key certified by a real CA (`amtsbote certs csr`)
+
+/** One attribute of a distinguished name; `type` is a short name (CN, O, OU, C, ...) or a dotted OID. */
+export interface NameAttribute {
+  type: string;
+  value: string;
+}
+
+const NAME_TYPES: Record<string, { oid: string; string: 'utf8' | 'printable' | 'ia5' }> = {
+  CN: { oid: '2.5.4.3', string: 'utf8' },
+  SN: { oid: '2.5.4.4', string: 'utf8' },
+  SERIALNUMBER: { oid: '2.5.4.5', string: 'printable' }, // X.520: PrintableString
+  C: { oid: '2.5.4.6', string: 'printable' }, // RFC 5280 App. A: PrintableString (SIZE (2))
+  L: { oid: '2.5.4.7', string: 'utf8' },
+  ST: { oid: '2.5.4.8', string: 'utf8' },
+  STREET: { oid: '2.5.4.9', string: 'utf8' },
+  O: { oid: '2.5.4.10', string: 'utf8' },
+  OU: { oid: '2.5.4.11', string: 'utf8' },
+  TITLE: { oid: '2.5.4.12', string: 'utf8' },
+  GIVENNAME: { oid: '2.5.4.42', string: 'utf8' },
+  ORGANIZATIONIDENTIFIER: { oid: '2.5.4.97', string: 'utf8' },
+  DC: { oid: '0.9.2342.19200300.100.1.25', string: 'ia5' }, // RFC 4519: IA5String
+  EMAILADDRESS: { oid: '1.2.840.113549.1.9.1', string: 'ia5' }, // PKCS#9: IA5String
+};
+
+const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]*$/; // X.680 §41.4 PrintableString
+
+function nameValue(type: string, value: string): Buffer {
+  const known = NAME_TYPES[type.toUpperCase()];
+  if (!known && !/^\d+(\.\d+)+$/.test(type)) throw new CryptoError('ERR_KEY_INVALID', `unknown name attribute ${JSON.stringify(type)} (use CN, O, OU, C, L, ST, ... or a dotted OID)`);
+  if (value.length === 0) throw new CryptoError('ERR_KEY_INVALID', `name attribute ${type} is empty`);
+  const kind = known?.string ?? 'utf8';
+  if (type.toUpperCase() === 'C' && !/^[A-Za-z]{2}$/.test(value)) throw new CryptoError('ERR_KEY_INVALID', `countryName must be two letters, got ${JSON.stringify(value)}`);
+  if (kind === 'printable') {
+    if (!PRINTABLE.test(value)) throw new CryptoError('ERR_KEY_INVALID', `${type} allows only PrintableString characters`);
+    return printable(value);
+  }
+  if (kind === 'ia5') {
+    if (!/^[\x00-\x7f]*$/.test(value)) throw new CryptoError('ERR_KEY_INVALID', `${type} allows only ASCII (IA5String)`);
+    return tlv(0x16, Buffer.from(value, 'ascii'));
+  }
+  return utf8(value);
+}
+
+/** Name (RFC 5280 §4.1.2.4) from attributes in DER order (most general first), one attribute per RDN. */
+function encodeNameAttributes(attrs: readonly NameAttribute[]): Buffer {
+  return seq(...attrs.map((a) => set(seq(objectId(NAME_TYPES[a.type.toUpperCase()]?.oid ?? a.type), nameValue(a.type, a.value)))));
+}
+
+/**
+ * Parses an RFC 4514 string such as `CN=Stadt Lemgo,O=Stadt Lemgo,C=DE` (most specific first, as
+ * `certs list` prints names) into attributes in DER order (most general first, RFC 4514 §2.1).
+ * Escapes `\,` `\+` `\\` `\"` ... and `\XX` hex pairs (§3); multi-valued RDNs (`+`) are refused.
+ */
+export function parseDistinguishedName(dn: string): NameAttribute[] {
+  const rdns: string[][] = [[]];
+  let cur = '';
+  let bytes: number[] = [];
+  const flush = () => {
+    if (bytes.length > 0) cur += Buffer.from(bytes).toString('utf8');
+    bytes = [];
+  };
+  for (let i = 0; i < dn.length; i++) {
+    const ch = dn[i] as string;
+    if (ch === '\\') {
+      const hex = dn.slice(i + 1, i + 3);
+      if (/^[0-9A-Fa-f]{2}$/.test(hex)) {
+        bytes.push(parseInt(hex, 16));
+        i += 2;
+        continue;
+      }
+      const next = dn[i + 1];
+      if (next === undefined) throw new CryptoError('ERR_KEY_INVALID', 'distinguished name ends with a lone backslash');
+      flush();
+      cur += `\u0000${next}`; // escaped: never a separator
+      i++;
+      continue;
+    }
+    flush();
+    if (ch === '+') throw new CryptoError('ERR_KEY_INVALID', 'multi-valued RDNs (+) are not supported');
+    if (ch === ',') {
+      (rdns[rdns.length - 1] as string[]).push(cur);
+      rdns.push([]);
+      cur = '';
+      continue;
+    }
+    cur += ch;
+  }
+  flush();
+  (rdns[rdns.length - 1] as string[]).push(cur);
+  const attrs = rdns.map(([raw = '']) => {
+    const eq = raw.indexOf('=');
+    if (eq <= 0) throw new CryptoError('ERR_KEY_INVALID', `not TYPE=value: ${JSON.stringify(raw.replace(/\u0000/g, '\\'))}`);
+    const type = raw.slice(0, eq).trim();
+    const value = raw.slice(eq + 1).trim().replace(/\u0000(.)/gs, '$1');
+    nameValue(type, value);
+    return { type, value };
+  });
+  return attrs.reverse();
+}
+
+export interface CertificationRequestSpec {
+  /** DER order (most general first); see {@link parseDistinguishedName}. */
+  subject: readonly NameAttribute[];
+  /** The RSA private key the request is for; it signs the request (proof of possession, RFC 2986 §3). */
+  key: KeyObject;
+  /** Requested keyUsage, as a PKCS#9 extensionRequest attribute (RFC 2985 §5.4.2). */
+  keyUsage?: readonly KeyUsageName[];
+}
+
+/** A PKCS#10 CertificationRequest (RFC 2986 §4), DER, signed sha256WithRSAEncryption by node:crypto. */
+export function createCertificationRequest(spec: CertificationRequestSpec): Buffer {
+  if (spec.key.type !== 'private') throw new CryptoError('ERR_KEY_INVALID', 'a certification request needs the private key');
+  rsaBits(spec.key);
+  if (spec.subject.length === 0) throw new CryptoError('ERR_KEY_INVALID', 'a certification request needs a subject');
+  const attributes: Buffer[] = [];
+  if (spec.keyUsage && spec.keyUsage.length > 0) {
+    // extensionRequest (1.2.840.113549.1.9.14): SET OF Extensions
+    attributes.push(seq(objectId('1.2.840.113549.1.9.14'), set(seq(extension(OID.keyUsage, true, bits(spec.keyUsage))))));
+  }
+  const info = seq(
+    integer(0n), // version v1 (RFC 2986 §4.1)
+    encodeNameAttributes(spec.subject),
+    publicOf(spec.key).export({ type: 'spki', format: 'der' }),
+    tlv(0xa0, ...attributes), // attributes [0] IMPLICIT SET OF Attribute
+  );
+  const signature = cryptoSign('sha256', info, spec.key);
+  return seq(info, SHA256_WITH_RSA, tlv(0x03, Buffer.from([0]), signature));
+}
+
+// ---------------------------------------------------------------------------------------------
 // The development PKI on disk
 
 export const DEV_ORGANIZATION = 'Amtsbote DEV PKI - NOT FOR PRODUCTION';
