@@ -505,6 +505,7 @@ export async function rotateCertificate(ctx: AdminContext, opts: RotateOptions):
   const id = opts.identity;
   const u = checkUsage(opts.usage);
   identityDir(ctx, id);
+  overlapMs(opts); // refuse a bad overlap before any key is made
   if (opts.p12) {
     const p = loadPkcs12(opts.p12.file, opts.p12.pin);
     return installPair(ctx, id, u, p.key, p.certificate, p.chain, opts);
