@@ -399,7 +399,9 @@ export class Intermediary {
       type: 'responseToFetchDelivery',
       controlBlock: dialog.controlBlock,
       certificates: [...this.intermediaryCertificates(), ...order.certificates.map((c) => ({ role: c.role, usage: c.usage, der: Buffer.from(c.der, 'base64'), id: c.id }))],
-      feedback: [this.entry(ctx, waiting.length > 1 ? '3800' : '0801')],
+      // The order's own code comes first and the 3800 warning after it, as for forwardDelivery/mediateDelivery:
+      // clients (the reference samples) test Feedback/Entry[1]/Code for "0..." to see that the order succeeded.
+      feedback: [this.entry(ctx, '0801'), ...(waiting.length > 1 ? [this.entry(ctx, '3800')] : [])],
       selection: sel,
       processCardBundle: bundleOf(card, 'delivered'),
       contentPackage: order.contentPackage,
@@ -434,7 +436,7 @@ export class Intermediary {
       type: 'responseToFetchProcessCard',
       controlBlock: dialog.controlBlock,
       certificates: this.intermediaryCertificates(),
-      feedback: [this.entry(ctx, more ? '3801' : '0801')],
+      feedback: [this.entry(ctx, '0801'), ...(more ? [this.entry(ctx, '3801')] : [])],
       selection: sel,
       quantityLimit: quantity,
       processCardBundles: list.map((c) => bundleOf(c, 'any')),
