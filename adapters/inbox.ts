@@ -93,6 +93,8 @@ export interface MessageMeta {
   xjustiz?: { file: string; error?: string } & Partial<XJustizFields>;
   /** Set when the content could not be opened; the encrypted message is kept under encrypted/. */
   error?: { code: string; message: string };
+  /** The agent's routing decision (rule name and adapters). */
+  route?: { rule: string; adapters: string[] };
 }
 
 export interface WriteDeliveryOptions {
@@ -112,6 +114,8 @@ export interface WriteDeliveryOptions {
    * `error` set and the encrypted message under encrypted/ (the agent must never drop a message).
    */
   keepUnopenable?: boolean;
+  /** Called with the complete metadata before message.json is written (e.g. to record the routing decision). */
+  annotate?: (meta: MessageMeta) => void;
 }
 
 export interface WrittenDelivery {
@@ -234,6 +238,7 @@ export async function writeDeliveryFolder(o: WriteDeliveryOptions): Promise<Writ
     writeDurable(join(work, 'process-card.xml'), processCardXml(card, 'delivered'));
     writeDurable(join(work, 'process-card.json'), JSON.stringify(summariseCard(card), null, 2));
     writeDurable(join(work, 'inspection-report.json'), JSON.stringify(card.inspectionReport, null, 2));
+    o.annotate?.(meta);
     writeDurable(join(work, 'message.json'), JSON.stringify(meta, null, 2));
     fsyncPath(work);
     if (existsSync(folder)) rmSync(folder, { recursive: true, force: true });
