@@ -50,8 +50,8 @@ function identity(cn: string): { key: KeyObject; cert: X509Certificate } {
   return { key: privateKey, cert };
 }
 
-/** `size` bytes of incompressible data, generated in 1 MiB blocks (never the whole file in memory). */
-async function writeAttachment(path: string, size: number): Promise<string> {
+/** `size` bytes of incompressible data, generated in 1 MiB blocks (never the whole file in memory); returns its SHA-256 hex. */
+export async function writeAttachment(path: string, size: number): Promise<string> {
   const hash = createHash('sha256');
   async function* blocks() {
     for (let left = size; left > 0; left -= MiB) {

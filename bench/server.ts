@@ -1,0 +1,83 @@
+/**
+ * The intermediary under test: `node bin/amtsbote.js serve --config FILE --workers N`, a real server process on
+ * 127.0.0.1, exactly as an operator starts it. Resolves once it printed its "listening on <url>/osci" line.
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BENCH_RSA_BITS } from './pki.ts';
+import { processTree } from './sys.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const LISTENING = /listening on (http:\/\/\S+?)\/osci\b/;
+
+export interface BenchServer {
+  url: string;
+  osciUrl: string;
+  /** The primary (or the single process with --workers 1). */
+  pid: number;
+  workers: number;
+  /** Primary and workers. */
+  pids(): number[];
+  output(): string;
+  /** SIGTERM: in-flight requests finish, the store closes. */
+  stop(): Promise<void>;
+}
+
+export async function startBenchServer(opts: { pkiDir: string; dataDir: string; db?: string; workers: number; configDir: string }): Promise<BenchServer> {
+  const config = join(opts.configDir, 'amtsbote-bench.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      host: '127.0.0.1',
+      port: 0,
+      dataDir: opts.dataDir,
+      ...(opts.db ? { db: opts.db } : {}),
+      identityDir: join(opts.pkiDir, 'intermediary'),
+      devPki: { enabled: true, dir: opts.pkiDir, bits: BENCH_RSA_BITS },
+      registerDevIdentities: true,
+      // Per-request info logs would measure pino, not the intermediary.
+      logLevel: 'warn',
+    }),
+  );
+  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'amtsbote.js'), 'serve', '--config', config, '--workers', String(opts.workers)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout.setEncoding('utf8');
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', (d: string) => (out += d));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start within 180 s:\n${out}`)), 180_000);
+    proc.stdout.on('data', (d: string) => {
+      out += d;
+      const m = LISTENING.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1] as string);
+      }
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`server exited before listening:\n${out}`));
+    });
+  });
+  const pid = proc.pid ?? -1;
+  return {
+    url,
+    osciUrl: `${url}/osci`,
+    pid,
+    workers: opts.workers,
+    pids: () => processTree(pid),
+    output: () => out,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 60_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
