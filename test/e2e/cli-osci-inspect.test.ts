@@ -72,7 +72,7 @@ describe('amtsbote osci inspect (CLI)', function () {
     requireShared(this);
     dir = mkdtempSync(join(tmpdir(), 'amtsbote-cli-inspect-'));
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => dir && rmSync(dir, { recursive: true, force: true }));
 
   const manager = ['--key', C('osci_manager_cipher_4096.p12')];
   const bob = ['--key', C('bob_cipher_4096.p12')];

@@ -85,7 +85,7 @@ describe('interop: OSCI envelope codec on the reference library’s messages', f
     aliceCipher = P12('alice_cipher_4096.p12');
     signers = { alice: CER('alice_signature_4096.cer'), bob: CER('bob_signature_4096.cer') };
   });
-  after(() => rmSync(tmp, { recursive: true, force: true }));
+  after(() => tmp && rmSync(tmp, { recursive: true, force: true }));
 
   /** Trust = the pinned certificate file of the known sender, and only if the message carries that very certificate. */
   const pinned = (who: 'alice' | 'bob'): DecodeOptions['trustSigner'] => async (carried, role) => {
