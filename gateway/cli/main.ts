@@ -1,8 +1,10 @@
 /** The `amtsbote` command line. Each command group lives in its own module. */
 import { Command, CommanderError } from 'commander';
+import { registerAgent } from './agent.ts';
 import { registerCerts } from './certs.ts';
 import { registerMail } from './mail.ts';
 import { registerOsci } from './osci.ts';
+import { registerOutbox } from './outbox.ts';
 import { registerServe } from './serve.ts';
 import { registerXml } from './xml.ts';
 
@@ -20,6 +22,8 @@ export function buildProgram(): Command {
   registerCerts(program);
   registerXml(program);
   registerOsci(program);
+  registerAgent(program);
+  registerOutbox(program);
   return program;
 }
 
