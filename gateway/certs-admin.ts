@@ -603,6 +603,8 @@ export async function importCertificate(ctx: AdminContext, opts: { identity: str
   const check = assertUsable(ctx, opts.certificate, u, []);
   const warnings: string[] = [];
   if (!check.chainOk) warnings.push(`does not chain to a trust anchor (${check.errors[0]?.message ?? 'no path'}): accepted as signer only with trustRegisteredCertificates`);
+  const known = await ctx.store.findCertificate(certificateSha256Hex(opts.certificate));
+  if (known && (known.participantId !== id || known.usage !== u)) usage(`this certificate is already registered as ${known.usage} certificate of ${known.participantId}`);
   const createdMailbox = !(await ctx.store.getParticipant(id));
   await ctx.store.upsertParticipant({ id, ...(opts.name ? { name: opts.name } : {}) });
   const info = certificateInfo(opts.certificate);

@@ -1,7 +1,7 @@
 /** `amtsbote certs`: development PKI and certificate administration (logic in gateway/certs-admin.ts). */
 import { resolve, join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import type { Command, CommanderError } from 'commander';
 import { initDevPki, DEFAULT_DEV_IDENTITIES } from '../../crypto/devpki.ts';
 import { loadCertificate, loadCertificates } from '../../crypto/keys.ts';
 import {
@@ -311,4 +311,9 @@ export function registerCerts(program: Command): void {
         });
       }),
     );
+
+  // Usage errors exit 2 (ERR_USAGE in protocol/errors.ts). commander copies exitOverride only into commands created
+  // after it is set, and gateway/cli/main.ts sets it on the program after registration, so set it here as well.
+  const usageExit = (err: CommanderError) => process.exit(err.exitCode === 0 ? 0 : 2);
+  for (const c of [certs, ...certs.commands]) c.exitOverride(usageExit);
 }

@@ -212,7 +212,28 @@ describe('amtsbote certs (CLI)', function () {
     expect(j.findings.map((f) => `${f.kind}:${f.identity}/${f.usage}`)).to.deep.equal(['revoked:ag-lemgo/cipher']);
   });
 
-  it('import registers a foreign certificate; usage errors and unreadable input exit 2', () => {
+  it('import registers a foreign mailbox certificate, announced by the directory at once', async function () {
+    requireTool(this, 'openssl');
+    const key = join(root, 'court.key.pem');
+    const cert = join(root, 'court.cert.pem');
+    const g = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/C=DE/O=Justiz NRW/CN=AG Detmold', '-keyout', key, '-out', cert, '-days', '400', '-addext', 'keyUsage=critical,keyEncipherment'], { encoding: 'utf8' });
+    expect(g.status, g.stderr).to.equal(0);
+    const imp = admin('import', '--identity', 'ag-detmold', '--usage', 'cipher', '--cert', cert, '--name', 'AG Detmold', '--json');
+    expect(imp.code, imp.err).to.equal(0);
+    const j = JSON.parse(imp.out) as { createdMailbox: boolean; chainOk: boolean; certificate: { fingerprint: string } };
+    expect(j.createdMailbox).to.equal(true);
+    expect(j.chainOk).to.equal(false);
+    const d = (await getJson('/directory/ag-detmold')) as { name: string; cipherCertificates: Array<{ fingerprint: string }> };
+    expect(d.name).to.equal('AG Detmold');
+    expect(d.cipherCertificates.map((c) => c.fingerprint)).to.deep.equal([j.certificate.fingerprint]);
+    // Not chained to the dev CA: check reports it, unless its certificate is given as a trust anchor.
+    const untrusted = JSON.parse(admin('check', '--json').out) as { findings: Array<{ kind: string; identity: string }> };
+    expect(untrusted.findings.filter((f) => f.identity === 'ag-detmold').map((f) => f.kind)).to.deep.equal(['untrusted']);
+    const anchored = JSON.parse(admin('check', '--json', '--trust-anchor', cert).out) as { findings: Array<{ kind: string; identity: string }> };
+    expect(anchored.findings.filter((f) => f.identity === 'ag-detmold')).to.deep.equal([]);
+  });
+
+  it('import refuses a certificate registered for another mailbox; usage errors and unreadable input exit 2', () => {
     const imp = admin('import', '--identity', 'ag-detmold', '--usage', 'cipher', '--cert', join(dir, 'stadt-lemgo', 'cipher.cert.pem'));
     // Already registered for stadt-lemgo: the store refuses a second owner.
     expect(imp.code).to.equal(2);
