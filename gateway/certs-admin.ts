@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { createCertificationRequest, issueDevCertificate, parseDistinguishedName, revokeDevCertificate, type NameAttribute } from '../crypto/devpki.ts';
 import { CryptoError } from '../crypto/errors.ts';
-import { certificateSha256Hex, keyMatchesCertificate, loadCertificate, loadPkcs12, loadPrivateKey, rsaBits } from '../crypto/keys.ts';
+import { certificateSha256Hex, keyMatchesCertificate, loadCertificate, loadPkcs12, loadPrivateKey } from '../crypto/keys.ts';
 import { certificateInfo, checkCertificate, type CertificateCheck, type CertUsage, type KeyUsageName } from '../crypto/x509.ts';
 import { OsciError } from '../protocol/errors.ts';
 import { OVERLAP_FILE, readRetirements, type Retirement } from './identity.ts';
