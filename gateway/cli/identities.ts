@@ -1,8 +1,8 @@
 /** Client-side identities (`--as ID`) and the intermediary's directory, shared by send / fetch / process-card. */
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { OsciClient, type KeyPair } from '../../adapters/osci/client.ts';
 import { loadCertificate, loadCertificates, loadPkcs12, loadPrivateKey } from '../../crypto/keys.ts';
 import { checkCertificate } from '../../crypto/x509.ts';
@@ -23,8 +23,11 @@ export function serverUrl(o: { server?: string }): string {
   return s.replace(/\/+$/, '');
 }
 
-/** `--as ID`: a folder holding signature and cipher keys, as PEM pairs or PKCS#12 files (PIN from --pin-env). */
-export function loadClientIdentity(o: ClientGlobals): { signer: KeyPair; cipher: KeyPair; dir: string } {
+/**
+ * `--as ID`: a folder holding signature and cipher keys, as PEM pairs or PKCS#12 files (PIN from --pin-env).
+ * Older cipher keys kept by a rotation (`cipher-*.key.pem`) still open content sealed before it.
+ */
+export function loadClientIdentity(o: ClientGlobals): { signer: KeyPair; cipher: KeyPair; olderCipherKeys: KeyObject[]; dir: string } {
   const root = resolve(o.identityRoot ?? process.env.AMTSBOTE_IDENTITIES ?? 'certs-dev');
   const dir = join(root, o.as);
   if (!existsSync(dir)) fail(`no identity folder ${dir} for --as ${o.as} (set --identity-root or AMTSBOTE_IDENTITIES)`);
@@ -36,7 +39,10 @@ export function loadClientIdentity(o: ClientGlobals): { signer: KeyPair; cipher:
     }
     return { key: loadPrivateKey(join(dir, `${usage}.key.pem`), { pin: pinFromEnv(o.pinEnv) }), cert: loadCertificate(join(dir, `${usage}.cert.pem`)) };
   };
-  return { signer: pair('signature'), cipher: pair('cipher'), dir };
+  const olderCipherKeys = readdirSync(dir)
+    .filter((f) => /^cipher-.+\.key\.pem$/.test(f))
+    .map((f) => loadPrivateKey(join(dir, f), { pin: pinFromEnv(o.pinEnv) }));
+  return { signer: pair('signature'), cipher: pair('cipher'), olderCipherKeys, dir };
 }
 
 /** Trust anchors of the client: --trust-anchor files, else the dev CA next to the identities. */

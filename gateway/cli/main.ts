@@ -16,7 +16,9 @@ export function buildProgram(): Command {
     .addHelpText(
       'after',
       '\nExit codes: 0 ok, 1 verification/check failed, 2 unreadable input or usage error, 3 remote/network, 4 unauthorised, 5 internal.',
-    );
+    )
+    // Set before the subcommands are created so that they inherit it: usage errors exit 2 (ERR_USAGE), help/version 0.
+    .exitOverride((err: CommanderError) => process.exit(err.exitCode === 0 ? 0 : 2));
   registerServe(program);
   registerMail(program);
   registerCerts(program);
@@ -27,9 +29,4 @@ export function buildProgram(): Command {
   return program;
 }
 
-const program = buildProgram();
-program.exitOverride((err: CommanderError) => {
-  // Usage errors exit 2 (the table's ERR_USAGE), help/version exit 0.
-  process.exit(err.exitCode === 0 ? 0 : 2);
-});
-await program.parseAsync(process.argv);
+await buildProgram().parseAsync(process.argv);
