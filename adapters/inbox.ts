@@ -59,6 +59,8 @@ export function processCardXml(b: ProcessCardBundle, profile: keyof typeof PROCE
   return `<?xml version="1.0" encoding="UTF-8"?>\n${serializeXml(doc)}\n`;
 }
 
+const XJUSTIZ_CID = /(^|[/\\])xjustiz_nachricht\.xml$/i;
+
 export interface FileEntry {
   name: string;
   contentId: string;
@@ -192,7 +194,10 @@ export async function writeDeliveryFolder(o: WriteDeliveryOptions): Promise<Writ
           verified &&= c.signatureValid;
           for (const item of c.contents) {
             if (item.kind === 'attachment') {
-              const fname = safeUniqueName(item.contentId, taken);
+              // EGVP carries the record as attachments/xjustiz_nachricht.xml (§12): it keeps its well-known name.
+              const isRecord = !taken.has(XJUSTIZ_FILE) && XJUSTIZ_CID.test(item.contentId);
+              if (isRecord) taken.add(XJUSTIZ_FILE);
+              const fname = isRecord ? XJUSTIZ_FILE : safeUniqueName(item.contentId, taken);
               const r = await streamToFile(item.open(), join(work, fname));
               meta.attachments.push({ name: fname, contentId: item.contentId, ...r });
               continue;
@@ -225,7 +230,7 @@ export async function writeDeliveryFolder(o: WriteDeliveryOptions): Promise<Writ
       }
     }
     if (!meta.xjustiz) {
-      const att = meta.attachments.find((a) => /(^|[/\\])xjustiz_nachricht\.xml$/i.test(a.contentId));
+      const att = meta.attachments.find((a) => a.name === XJUSTIZ_FILE);
       if (att) meta.xjustiz = { file: att.name };
     }
     if (meta.xjustiz) {
