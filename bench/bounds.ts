@@ -10,7 +10,7 @@
 import { createCipheriv, createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { machineCpu, round2 } from './sys.ts';
+import { cpuStallSeconds, machineCpu, round2 } from './sys.ts';
 
 export interface Bounds {
   rsa_bits: number;
@@ -24,6 +24,8 @@ export interface Bounds {
   aes_gcm_sha256_mb_per_s: number;
   /** Cores busy with other programs while the bounds were measured (machine busy minus this process). */
   foreign_load_cores?: number;
+  /** Share of the measurement in which some task waited for a CPU (Linux PSI). */
+  cpu_pressure?: number;
 }
 
 function rate(seconds: number, fn: () => void): number {
@@ -74,6 +76,7 @@ export async function measureBounds(opts: { quick: boolean; rsaKey?: KeyObject; 
   const secs = opts.quick ? 0.5 : 3;
   const cores = availableParallelism();
   const m0 = machineCpu();
+  const p0 = cpuStallSeconds();
   const own0 = process.cpuUsage();
   const t0 = performance.now();
 
@@ -99,6 +102,7 @@ export async function measureBounds(opts: { quick: boolean; rsaKey?: KeyObject; 
   const wall = (performance.now() - t0) / 1000;
   const own = process.cpuUsage(own0);
   const m1 = machineCpu();
+  const p1 = cpuStallSeconds();
   const b: Bounds = {
     rsa_bits: key.asymmetricKeyDetails?.modulusLength ?? bits,
     cores,
@@ -109,5 +113,6 @@ export async function measureBounds(opts: { quick: boolean; rsaKey?: KeyObject; 
     aes_gcm_sha256_mb_per_s: Math.round(1 / (1 / aes + 1 / sha)),
   };
   if (m0 && m1) b.foreign_load_cores = Math.max(0, round2((m1.busy - m0.busy - (own.user + own.system) / 1e6) / wall));
+  if (p0 !== undefined && p1 !== undefined) b.cpu_pressure = round2(Math.min(1, (p1 - p0) / wall));
   return b;
 }

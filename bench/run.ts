@@ -3,7 +3,7 @@
  *
  * Scenarios: crypto (sign+verify vs xml-crypto, in-process), store and fetch (10 KB storeDelivery/fetchDelivery at
  * concurrency 1, 8, 32 against a real `amtsbote serve` process on 127.0.0.1, driven by two load-generator
- * processes), large (a 200 MB attachment sent and fetched). Every result is also reported as a ratio to the
+ * processes), large (a 200 MB attachment sent and fetched; 50 MB with --quick). Every result is also reported as a ratio to the
  * hardware bound measured in the same run (bounds.ts). Results go to bench/results/latest.json; BENCHMARKS.md
  * explains them.
  */
@@ -29,8 +29,13 @@ const SERVER_PRIVATE_OPS_PER_REQUEST = 2;
 /** The fetching client signs its request and unwraps the response's transport key. */
 const CLIENT_PRIVATE_OPS_PER_FETCH = 2;
 const LEVELS = [1, 8, 32] as const;
-/** 200 MB (10^6) of attachment: the EGVP limit, within the server's default 200 MiB message limit. */
-const LARGE_BYTES = 200 * 1e6;
+/** 200 MB (10^6) of attachment: the EGVP limit, within the server's default 200 MiB message limit. --quick sends
+ * 50 MB (the ratio is a rate; the peak RSS keys name the size they were measured with). */
+const LARGE_MB = argvHas('--quick') ? 50 : 200;
+
+function argvHas(flag: string): boolean {
+  return process.argv.slice(2).includes(flag);
+}
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const t0 = performance.now();
@@ -62,6 +67,9 @@ const wanted = argv.filter((a, i) => !a.startsWith('--') && !valued.has(argv[i -
 });
 const run = (name: string) => wanted.length === 0 || wanted.includes(name);
 const secs = quick ? 1.5 : 10;
+/** A level's window: at least `secs`, and at least 4 request latencies at the expected rate (a window shorter than
+ * a few latencies counts edge effects, not throughput); at most 60 s. */
+const windowFor = (c: number, expectedPerS: number) => round2(Math.min(60, Math.max(secs, (4 * c) / Math.max(expectedPerS, 0.5))));
 
 say(
   `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}, load average ${loadAtStart.join(' ')}` +
@@ -73,7 +81,8 @@ const smallBound = bounds.rsa_private_ops_per_s / SERVER_PRIVATE_OPS_PER_REQUEST
 say(
   `bound: RSA-${bounds.rsa_bits} private ops/s ${bounds.rsa_private_ops_per_s} on ${bounds.cores} cores (${bounds.rsa_private_ops_per_s_1core} on one) → ` +
     `${Math.round(smallBound)} small requests/s; AES-256-GCM ${bounds.aes_gcm_mb_per_s} MB/s, SHA-256 ${bounds.sha256_mb_per_s} MB/s, both ${bounds.aes_gcm_sha256_mb_per_s} MB/s` +
-    (bounds.foreign_load_cores !== undefined ? `; other programs used ${bounds.foreign_load_cores} cores meanwhile` : ''),
+    (bounds.foreign_load_cores !== undefined ? `; other programs used ${bounds.foreign_load_cores} cores meanwhile` : '') +
+    (bounds.cpu_pressure !== undefined ? `, CPU pressure ${bounds.cpu_pressure}` : ''),
 );
 
 const scenarios: Record<string, unknown> = {};
@@ -101,6 +110,7 @@ function levelTable(title: string, levels: LevelResult[], bound: number): void {
       levels.map((l) => [
         `c${l.concurrency}`,
         {
+          'window s': l.window_s,
           'msg/s': l.msgs_per_s,
           'vs bound': pct(l.msgs_per_s / bound),
           'p50 ms': l.p50_ms,
@@ -110,6 +120,7 @@ function levelTable(title: string, levels: LevelResult[], bound: number): void {
           'server cores': l.server_cores,
           'client cores': l.client_cores.join('+'),
           'other programs': l.foreign_cores,
+          'cpu pressure': l.cpu_pressure,
         },
       ]),
     ),
@@ -152,39 +163,43 @@ if (run('store') || run('fetch') || run('large')) {
     if (run('store')) {
       const levels: StoreLevelResult[] = [];
       for (const c of LEVELS) {
-        const count = Math.ceil(Math.min(estimate, smallBound) * secs * 1.5) + 2 * c;
-        const r = await storeLevel({ clients, serverPid: server.pid, concurrency: c, secs, count, tag: `c${c}` });
+        const expected = Math.min(estimate, smallBound);
+        const window = windowFor(c, expected);
+        const count = Math.ceil(expected * window * 1.5) + 2 * c;
+        const r = await storeLevel({ clients, serverPid: server.pid, concurrency: c, secs: window, count, tag: `c${c}` });
         levels.push(r.result);
         stored.push(...r.stored);
         storeRates.push(r.result.msgs_per_s);
         // More concurrency gains at most the cores plus the I/O waits it overlaps.
         estimate = Math.max(r.result.msgs_per_s, 1) * (c === 1 ? 4 : 1.5);
       }
-      scenarios.storeDelivery = { content_bytes: 10 * 1024, window_s: secs, server_private_ops_per_request: SERVER_PRIVATE_OPS_PER_REQUEST, levels };
+      scenarios.storeDelivery = { content_bytes: 10 * 1024, min_window_s: secs, server_private_ops_per_request: SERVER_PRIVATE_OPS_PER_REQUEST, levels };
       for (const l of levels) ratios[`store_small_c${l.concurrency}_vs_rsa_bound`] = round2(l.msgs_per_s / smallBound);
-      levelTable(`storeDelivery, 10 KB content (${levels[0]?.wire_bytes ?? '?'} bytes on the wire), ${secs} s per level; bound ${Math.round(smallBound)}/s`, levels, smallBound);
+      levelTable(`storeDelivery, 10 KB content (${levels[0]?.wire_bytes ?? '?'} bytes on the wire), windows ≥ ${secs} s; bound ${Math.round(smallBound)}/s`, levels, smallBound);
     }
 
     if (run('fetch')) {
       // Enough waiting deliveries for every level (a fetch costs the server what a store does, and the client more):
       // what the store scenario left, else stored now (untimed).
       const rates = storeRates.length ? storeRates : [estimate, estimate * 4, estimate * 6];
-      const need = Math.ceil(rates.reduce((a, b) => a + b, 0) * secs * 1.3) + 2 * LEVELS.reduce((a, b) => a + b, 0);
+      const fetchWindows = LEVELS.map((c, i) => windowFor(c, rates[i] ?? estimate));
+      const need = Math.ceil(rates.reduce((a, b, i) => a + b * (fetchWindows[i] ?? secs), 0) * 1.3) + 2 * LEVELS.reduce((a, b) => a + b, 0);
       if (stored.length < need) {
         const r = await storeLevel({ clients, serverPid: server.pid, concurrency: 8, secs: 600, count: need - stored.length, tag: 'prefill' });
         stored = stored.concat(r.stored);
       }
       const pool = [...stored];
       const levels: LevelResult[] = [];
-      for (const c of LEVELS) levels.push(await fetchLevel({ clients, serverPid: server.pid, concurrency: c, secs, pool }));
+      for (const [i, c] of LEVELS.entries()) levels.push(await fetchLevel({ clients, serverPid: server.pid, concurrency: c, secs: fetchWindows[i] ?? secs, pool }));
+      await Promise.all(clients.map((c) => c.call('fetchClose')));
       // On this machine the fetching client needs as many private ops as the server, on the same cores.
       const shared = bounds.rsa_private_ops_per_s / (SERVER_PRIVATE_OPS_PER_REQUEST + CLIENT_PRIVATE_OPS_PER_FETCH);
-      scenarios.fetchDelivery = { content_bytes: 10 * 1024, window_s: secs, server_private_ops_per_request: SERVER_PRIVATE_OPS_PER_REQUEST, client_private_ops_per_request: CLIENT_PRIVATE_OPS_PER_FETCH, levels };
+      scenarios.fetchDelivery = { content_bytes: 10 * 1024, min_window_s: secs, server_private_ops_per_request: SERVER_PRIVATE_OPS_PER_REQUEST, client_private_ops_per_request: CLIENT_PRIVATE_OPS_PER_FETCH, levels };
       for (const l of levels) {
         ratios[`fetch_small_c${l.concurrency}_vs_rsa_bound`] = round2(l.msgs_per_s / smallBound);
         ratios[`fetch_small_c${l.concurrency}_vs_shared_rsa_bound`] = round2(l.msgs_per_s / shared);
       }
-      levelTable(`fetchDelivery, 10 KB content, ${secs} s per level; bound ${Math.round(smallBound)}/s server-only, ${Math.round(shared)}/s with the client's private ops on the same cores`, levels, shared);
+      levelTable(`fetchDelivery, 10 KB content, windows ≥ ${secs} s; bound ${Math.round(smallBound)}/s server-only, ${Math.round(shared)}/s with the client's private ops on the same cores`, levels, shared);
     }
     await Promise.all(clients.map((c) => c.exit()));
     clients.length = 0;
@@ -192,16 +207,16 @@ if (run('store') || run('fetch') || run('large')) {
 
     if (largeClient) {
       const client = largeClient;
-      say('200 MB: sealing the attachment for the addressee (untimed), then storeDelivery and fetchDelivery');
-      const r: LargeDeliveryResult = await runLargeDelivery({ client, serverPids: server.pids, sizeBytes: LARGE_BYTES });
+      say(`${LARGE_MB} MB: sealing the attachment for the addressee (untimed), then storeDelivery and fetchDelivery`);
+      const r: LargeDeliveryResult = await runLargeDelivery({ client, serverPids: server.pids, sizeBytes: LARGE_MB * 1e6 });
       scenarios.large = r;
       ratios.large_ingest_vs_aes_sha_bound = round2(r.store.mb_per_s / bounds.aes_gcm_sha256_mb_per_s);
       ratios.large_fetch_vs_aes_sha_bound = round2(r.fetch.mb_per_s / bounds.aes_gcm_sha256_mb_per_s);
       const peak = (k: 'server_peak_rss_mb' | 'server_total_peak_rss_mb' | 'client_peak_rss_mb') => Math.max(r.store[k] ?? 0, r.fetch[k] ?? 0);
-      peak_rss_mb.server_200mb = peak('server_peak_rss_mb');
-      peak_rss_mb.server_all_processes_200mb = peak('server_total_peak_rss_mb');
-      peak_rss_mb.client_200mb = peak('client_peak_rss_mb');
-      say(`200 MB attachment (${bounds.aes_gcm_sha256_mb_per_s} MB/s AES-GCM+SHA-256 bound):`);
+      peak_rss_mb[`server_${LARGE_MB}mb`] = peak('server_peak_rss_mb');
+      peak_rss_mb[`server_all_processes_${LARGE_MB}mb`] = peak('server_total_peak_rss_mb');
+      peak_rss_mb[`client_${LARGE_MB}mb`] = peak('client_peak_rss_mb');
+      say(`${LARGE_MB} MB attachment (${bounds.aes_gcm_sha256_mb_per_s} MB/s AES-GCM+SHA-256 bound):`);
       console.table({
         storeDelivery: { 's': r.store.wall_s, 'MB/s': r.store.mb_per_s, 'vs bound': pct(ratios.large_ingest_vs_aes_sha_bound), ok: r.store.ok, 'server RSS MiB': r.store.server_peak_rss_mb, 'client RSS MiB': r.store.client_peak_rss_mb },
         fetchDelivery: { 's': r.fetch.wall_s, 'MB/s': r.fetch.mb_per_s, 'vs bound': pct(ratios.large_fetch_vs_aes_sha_bound), ok: r.fetch.ok, 'server RSS MiB': r.fetch.server_peak_rss_mb, 'client RSS MiB': r.fetch.client_peak_rss_mb },

@@ -77,19 +77,36 @@ export function machineCpu(): { busy: number; total: number } | undefined {
   return { busy: (total - idle) / TICKS_PER_S, total: total / TICKS_PER_S };
 }
 
+/** Seconds that some runnable task waited for a CPU since boot (Linux PSI, /proc/pressure/cpu "some total"). */
+export function cpuStallSeconds(): number | undefined {
+  const m = /^some .*total=(\d+)/m.exec(read('/proc/pressure/cpu') ?? '');
+  return m ? Number(m[1]) / 1e6 : undefined;
+}
+
+export interface CpuReading {
+  wall_s: number;
+  server_cores?: number;
+  machine_busy_cores?: number;
+  /** Share of the window in which some runnable task waited for a CPU (PSI); near 1 = oversubscribed machine. */
+  cpu_pressure?: number;
+}
+
 /** Measures CPU over a window: call `end()` after it. Cores are CPU seconds per wall second. */
-export function cpuWindow(serverPid?: number): { end(): { wall_s: number; server_cores?: number; machine_busy_cores?: number } } {
+export function cpuWindow(serverPid?: number): { end(): CpuReading } {
   const t0 = performance.now();
   const s0 = serverPid === undefined ? undefined : treeCpuSeconds(serverPid);
   const m0 = machineCpu();
+  const p0 = cpuStallSeconds();
   return {
     end() {
       const wall = (performance.now() - t0) / 1000;
       const s1 = serverPid === undefined ? undefined : treeCpuSeconds(serverPid);
       const m1 = machineCpu();
-      const r: { wall_s: number; server_cores?: number; machine_busy_cores?: number } = { wall_s: wall };
+      const p1 = cpuStallSeconds();
+      const r: CpuReading = { wall_s: wall };
       if (s0 !== undefined && s1 !== undefined) r.server_cores = round2((s1 - s0) / wall);
       if (m0 && m1) r.machine_busy_cores = round2((m1.busy - m0.busy) / wall);
+      if (p0 !== undefined && p1 !== undefined) r.cpu_pressure = round2(Math.min(1, (p1 - p0) / wall));
       return r;
     },
   };

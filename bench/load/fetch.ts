@@ -22,11 +22,13 @@ export class FetchLoad {
   private dialogs: OsciDialog[] = [];
   constructor(private readonly ctx: LoadContext) {}
 
+  /** Opens dialogs until `n` are open (levels reuse them: opening 32 dialogs is 32 extra round trips). */
   async open(n: number): Promise<void> {
-    this.dialogs = await Promise.all(Array.from({ length: n }, () => this.ctx.addresseeClient.openDialog()));
+    const more = await Promise.all(Array.from({ length: Math.max(0, n - this.dialogs.length) }, () => this.ctx.addresseeClient.openDialog()));
+    this.dialogs.push(...more);
   }
 
-  /** Lane i fetches ids[i] one after another from `startAt` until `startAt + secs`. */
+  /** Lane i (dialog i) fetches ids[i] one after another from `startAt` until `startAt + secs`. */
   async go(ids: string[][], startAt: number, secs: number): Promise<FetchGoResult> {
     const r: FetchGoResult = { ends: [], latencies: [], fetched: [], errors: 0, errorSamples: [], cpu_s: 0, wall_s: 0 };
     const deadline = startAt + secs * 1000;
@@ -54,7 +56,7 @@ export class FetchLoad {
       }
       r.exhaustedAt ??= epochMs();
     };
-    await Promise.all(this.dialogs.map((d, i) => lane(d, ids[i] ?? [])));
+    await Promise.all(ids.map((mine, i) => lane(this.dialogs[i] as OsciDialog, mine)));
     const cpu = process.cpuUsage(cpu0);
     r.cpu_s = (cpu.user + cpu.system) / 1e6;
     r.wall_s = (epochMs() - t0) / 1000;

@@ -8,7 +8,7 @@
 import type { LoadClient } from '../load/rpc.ts';
 import type { FetchGoResult } from '../load/fetch.ts';
 import type { GoResult, VerifyResult } from '../load/store.ts';
-import { cpuWindow, percentile, round1, round2 } from '../sys.ts';
+import { cpuWindow, percentile, round1, round2, type CpuReading } from '../sys.ts';
 
 export interface LevelResult {
   concurrency: number;
@@ -26,6 +26,8 @@ export interface LevelResult {
   server_cores?: number;
   /** Cores busy on the whole machine during the window (server + generators + anything else). */
   machine_busy_cores?: number;
+  /** Share of the window in which some task waited for a CPU (Linux PSI); high = the numbers are contended. */
+  cpu_pressure?: number;
   /** Cores used by other programs during the window: machine busy − server − load generators. */
   foreign_cores?: number;
   /** CPU cores each load generator used during the window; > 0.9 means it saturated a core. */
@@ -52,7 +54,7 @@ function summarise(
   startAt: number,
   secs: number,
   runs: Array<{ ends: number[]; latencies: number[]; exhaustedAt?: number; cpu_s: number; wall_s: number }>,
-  cpu: { server_cores?: number; machine_busy_cores?: number },
+  cpu: CpuReading,
   errors: number,
   samples: string[],
 ): LevelResult {
@@ -77,7 +79,9 @@ function summarise(
     p99_ms: p(99),
     errors,
     error_samples: samples.slice(0, 5),
-    ...cpu,
+    ...(cpu.server_cores !== undefined ? { server_cores: cpu.server_cores } : {}),
+    ...(cpu.machine_busy_cores !== undefined ? { machine_busy_cores: cpu.machine_busy_cores } : {}),
+    ...(cpu.cpu_pressure !== undefined ? { cpu_pressure: cpu.cpu_pressure } : {}),
     ...(cpu.machine_busy_cores !== undefined && cpu.server_cores !== undefined
       ? { foreign_cores: Math.max(0, round2(cpu.machine_busy_cores - cpu.server_cores - clientCores.reduce((a, b) => a + b, 0))) }
       : {}),
@@ -111,7 +115,7 @@ export async function storeLevel(opts: { clients: LoadClient[]; serverPid: numbe
   return { result: { ...result, wire_bytes: prep[0]?.wire_bytes ?? 0 }, stored: verified.flatMap((v) => v.stored) };
 }
 
-/** One fetchDelivery level over MessageIds from `pool` (fetched ones are removed from it). */
+/** One fetchDelivery level over MessageIds from `pool` (fetched ones are removed from it). Dialogs stay open for the next level; call fetchClose after the last. */
 export async function fetchLevel(opts: { clients: LoadClient[]; serverPid: number; concurrency: number; secs: number; pool: string[] }): Promise<LevelResult> {
   const parts = split(opts.concurrency, opts.clients);
   await Promise.all(parts.map((p) => p.client.call('fetchOpen', { dialogs: p.lanes })));
@@ -124,7 +128,6 @@ export async function fetchLevel(opts: { clients: LoadClient[]; serverPid: numbe
   const w = cpuWindow(opts.serverPid);
   const runs = await go;
   const cpu = w.end();
-  await Promise.all(parts.map((p) => p.client.call('fetchClose')));
   const fetched = new Set(runs.flatMap((r) => r.fetched));
   const left = opts.pool.filter((id) => !fetched.has(id));
   opts.pool.splice(0, opts.pool.length, ...left);
