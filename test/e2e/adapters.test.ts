@@ -297,7 +297,7 @@ describe('mailbox agent end to end: intermediary → hot folder, HTTP DMS, SMTP;
     expect(a.meta.attachments.find((x) => x.name === 'Bescheid_Anlage_1_final.pdf')?.contentId).to.equal('Bescheid+Anlage=1~final.pdf');
     const card = readFileSync(join(dir, 'process-card.xml'), 'utf8');
     expect(card).to.contain('ProcessCardBundle').and.to.contain('Creation').and.to.contain('Forwarding');
-    expect(JSON.parse(readFileSync(join(dir, 'inspection-report.json'), 'utf8'))).to.be.an('array').that.is.not.empty;
+    expect(JSON.parse(readFileSync(join(dir, 'inspection-report.json'), 'utf8'))).to.be.an('array').with.length.greaterThan(0);
     const b = metas.find((m) => m.meta.messageId === midB)!;
     expect(b.meta.route).to.deep.equal({ rule: 'default', adapters: ['archiv'] });
   });
