@@ -182,7 +182,8 @@ if (run('store') || run('fetch') || run('large')) {
       // Enough waiting deliveries for every level (a fetch costs the server what a store does, and the client more):
       // what the store scenario left, else stored now (untimed).
       const rates = storeRates.length ? storeRates : [estimate, estimate * 4, estimate * 6];
-      const fetchWindows = LEVELS.map((c, i) => windowFor(c, rates[i] ?? estimate));
+      // A fetch costs the client two private ops inside the window: expect about half the store rate.
+      const fetchWindows = LEVELS.map((c, i) => windowFor(c, (rates[i] ?? estimate) / 2));
       const need = Math.ceil(rates.reduce((a, b, i) => a + b * (fetchWindows[i] ?? secs), 0) * 1.3) + 2 * LEVELS.reduce((a, b) => a + b, 0);
       if (stored.length < need) {
         const r = await storeLevel({ clients, serverPid: server.pid, concurrency: 8, secs: 600, count: need - stored.length, tag: 'prefill' });
