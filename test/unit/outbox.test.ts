@@ -3,7 +3,8 @@
  * DMS double on 127.0.0.1: retries with exponential backoff and jitter after 5xx and timeouts, dead letter after
  * N attempts with the reason, re-drive with `amtsbote outbox retry`, 4xx parks at once, a lost 2xx is
  * deduplicated by the Idempotency-Key (the double counts imports), and the hot folder export runs exactly once.
- * The clock is the test's: backoff is checked on the recorded `nextAt`, never by waiting.
+ * The clock is the test's: backoff is checked on the recorded `nextAt`, never by waiting. The job store contract
+ * runs on SQLite and on the machine's PostgreSQL.
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
@@ -19,10 +20,12 @@ import { verifyDmsSignature } from '../../adapters/http/verify.ts';
 import type { MessageMeta } from '../../adapters/inbox.ts';
 import { backoffDelay, type RetryPolicy } from '../../adapters/outbox/backoff.ts';
 import { SqliteJobStore } from '../../adapters/outbox/sqlite.ts';
-import type { JobRecord } from '../../adapters/outbox/types.ts';
+import { openJobStore } from '../../adapters/outbox/index.ts';
+import type { JobRecord, JobStore } from '../../adapters/outbox/types.ts';
 import { OutboxWorker } from '../../adapters/outbox/worker.ts';
 import { silentLogger } from '../../gateway/log.ts';
 import { REPO_ROOT } from '../helpers/env.ts';
+import { dropPgSchema, pgAvailable, pgSchemaUrl } from '../helpers/pg.ts';
 
 const SECRET = Buffer.from('test-secret-of-the-dms-0123456789');
 
@@ -268,3 +271,59 @@ describe('outbox: retries, dead letters, re-drive, idempotent delivery', functio
     expect(readdirSync(exportDir).filter((x) => !x.startsWith('.'))).to.have.length(0);
   });
 });
+
+for (const backend of ['sqlite', 'postgres'] as const) {
+  describe(`job store contract (${backend})`, function () {
+    this.timeout(60_000);
+    let store: JobStore;
+    let tmp: string;
+    let pgUrl: string | undefined;
+    const t0 = new Date('2026-03-02T10:00:00Z');
+    const meta = (messageId: string): MessageMeta => ({ messageId, from: [], fetchedAt: t0.toISOString(), verification: { allValid: true, containers: [], authors: [] }, attachments: [] });
+    const job = (adapter: string, messageId: string) => ({ kind: 'deliver' as const, adapter, mailbox: 'stadt-lemgo', messageId, idempotencyKey: `deliver:${adapter}:${messageId}`, maxAttempts: 3 });
+
+    before(async function () {
+      if (backend === 'postgres' && !(await pgAvailable(this))) return;
+      tmp = mkdtempSync(join(tmpdir(), 'amtsbote-jobstore-'));
+      pgUrl = backend === 'postgres' ? pgSchemaUrl() : undefined;
+      store = await openJobStore(pgUrl ?? `sqlite:${tmp}`);
+      await store.migrate();
+      await store.migrate(); // idempotent
+    });
+    after(async () => {
+      await store?.close();
+      if (pgUrl) await dropPgSchema(pgUrl);
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
+    });
+
+    it('commits a message with its jobs once; the same MessageId again changes nothing', async () => {
+      expect(await store.commitMessage({ messageId: 'bTE=', mailbox: 'stadt-lemgo', folder: 'm1', fetchedAt: t0, meta: meta('bTE=') }, [job('a', 'bTE='), job('b', 'bTE=')])).to.equal(true);
+      expect(await store.commitMessage({ messageId: 'bTE=', mailbox: 'stadt-lemgo', folder: 'm1x', fetchedAt: t0, meta: meta('bTE=') }, [job('c', 'bTE=')])).to.equal(false);
+      expect(await store.hasMessage('bTE=')).to.equal(true);
+      expect((await store.getMessage('bTE='))?.meta.messageId).to.equal('bTE=');
+      expect([...(await store.messageFolders())]).to.deep.equal(['m1']);
+      expect((await store.list({ messageId: 'bTE=' })).map((j) => j.adapter)).to.deep.equal(['a', 'b']);
+      expect(await store.enqueue(job('a', 'bTE='), t0), 'same idempotency key').to.equal(undefined);
+    });
+
+    it('claims due jobs with a lease, retries later, parks with the reason, re-drives with a fresh budget', async () => {
+      const [a, b] = await store.claimDue(t0, 1000, 10);
+      expect([a?.attempts, b?.attempts]).to.deep.equal([1, 1]);
+      expect(await store.claimDue(new Date(t0.getTime() + 999), 1000, 10)).to.have.length(0);
+      await store.retryLater(a!.id, 'HTTP 503', new Date(t0.getTime() + 5000), t0);
+      await store.park(b!.id, 'HTTP 400: bad', t0);
+      expect(await store.nextDue()).to.deep.equal(new Date(t0.getTime() + 5000));
+      const dead = (await store.list({ state: 'dead' }))[0]!;
+      expect([dead.id, dead.lastError, dead.history.map((h) => h.outcome)]).to.deep.equal([b!.id, 'HTTP 400: bad', ['park']]);
+      const again = await store.redrive(b!.id, t0);
+      expect([again.state, again.attempts, again.history.map((h) => h.outcome)]).to.deep.equal(['queued', 0, ['park', 'redrive']]);
+      await store.complete(again.id, 'ok', t0);
+      let err: unknown;
+      await store.redrive(again.id, t0).catch((e: unknown) => (err = e));
+      expect(err).to.have.property('code', 'ERR_USAGE');
+      await store.setMessageId(a!.id, 'bmV3', t0);
+      expect((await store.get(a!.id))?.messageId).to.equal('bmV3');
+      expect(await store.get(99999)).to.equal(undefined);
+    });
+  });
+}
