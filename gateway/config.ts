@@ -46,6 +46,19 @@ export interface ServerConfig {
   /** Minimum RSA key size accepted in messages (BSI TR-02102: 3000; the reference test keys are 4096). */
   minRsaBits: number;
   logLevel: string;
+  /**
+   * Admin API (/admin, `amtsbote mailbox`): bearer token from an environment variable or a file. Without
+   * this key the admin API is off (every /admin route answers 404).
+   */
+  admin?: AdminConfig;
+  /** Certificates (own and registered) that expire within this many days are logged as warnings (gateway/cert-expiry.ts). */
+  certificateWarnDays: number;
+}
+
+/** Exactly one of tokenEnv / tokenFile; the token must have at least 32 characters. */
+export interface AdminConfig {
+  tokenEnv?: string;
+  tokenFile?: string;
 }
 
 export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
@@ -63,10 +76,11 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   passiveTimeoutMs: 60_000,
   minRsaBits: 2048,
   logLevel: 'info',
+  certificateWarnDays: 30,
 });
 
 // Optional keys have no default, so they are listed explicitly.
-const KEYS = new Set(Object.keys(DEFAULT_CONFIG).concat(['publicUrl', 'identity', 'db']));
+const KEYS = new Set(Object.keys(DEFAULT_CONFIG).concat(['publicUrl', 'identity', 'db', 'admin']));
 
 function bad(msg: string): never {
   throw new OsciError('ERR_USAGE', `configuration: ${msg}`);
@@ -91,6 +105,12 @@ export function loadConfigFile(file: string): Partial<ServerConfig> {
   if (c.identityDir) out.identityDir = rel(c.identityDir);
   if (c.trustAnchors) out.trustAnchors = c.trustAnchors.map(rel);
   if (c.crls) out.crls = c.crls.map(rel);
+  if (c.admin !== undefined) {
+    const a = c.admin as unknown;
+    if (typeof a !== 'object' || a === null || Array.isArray(a)) bad('admin must be an object { "tokenEnv": "VAR" } or { "tokenFile": "FILE" }');
+    for (const k of Object.keys(a)) if (k !== 'tokenEnv' && k !== 'tokenFile') bad(`unknown key "admin.${k}" in ${file}`);
+    if (c.admin.tokenFile !== undefined) out.admin = { ...c.admin, tokenFile: rel(String(c.admin.tokenFile)) };
+  }
   if (c.devPki) out.devPki = { ...DEFAULT_CONFIG.devPki, ...c.devPki, dir: rel(c.devPki.dir ?? DEFAULT_CONFIG.devPki.dir) };
   const relKey = (k: KeyRef): KeyRef => ('p12' in k ? { ...k, p12: rel(k.p12) } : { ...k, key: rel(k.key), cert: rel(k.cert) });
   if (c.identity) out.identity = { signature: relKey(c.identity.signature), cipher: relKey(c.identity.cipher) };
@@ -116,5 +136,12 @@ export function resolveConfig(...layers: Array<Partial<ServerConfig> | undefined
   if (c.db.startsWith('sqlite:')) c.db = `sqlite:${resolve(c.db.slice(7))}`;
   c.devPki = { ...c.devPki, dir: resolve(c.devPki.dir) };
   if (c.identityDir) c.identityDir = resolve(c.identityDir);
+  if (c.admin) {
+    const { tokenEnv, tokenFile } = c.admin;
+    if ((tokenEnv === undefined) === (tokenFile === undefined)) bad('admin needs exactly one of tokenEnv, tokenFile');
+    if (tokenEnv !== undefined && (typeof tokenEnv !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(tokenEnv))) bad(`admin.tokenEnv must name an environment variable, got ${JSON.stringify(tokenEnv)}`);
+    if (tokenFile !== undefined) c.admin = { tokenFile: resolve(String(tokenFile)) };
+  }
+  if (typeof c.certificateWarnDays !== 'number' || !Number.isFinite(c.certificateWarnDays) || c.certificateWarnDays < 0) bad(`certificateWarnDays must be a number of days ≥ 0, got ${String(c.certificateWarnDays)}`);
   return c;
 }

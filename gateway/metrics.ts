@@ -1,11 +1,13 @@
 /** Prometheus metrics (GET /metrics). One registry per server instance so tests can run several. */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface Metrics {
   registry: Registry;
   requests: Counter<'type' | 'outcome'>;
   stored: Counter;
   httpDuration: Histogram<'route' | 'status'>;
+  /** Days until notAfter per certificate (gateway/cert-expiry.ts); participant "(intermediary)" for the own keys. */
+  certificateDaysToExpiry: Gauge<'participant' | 'usage' | 'fingerprint' | 'current'>;
 }
 
 export function createMetrics(): Metrics {
@@ -20,6 +22,12 @@ export function createMetrics(): Metrics {
       help: 'HTTP request duration',
       labelNames: ['route', 'status'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
+      registers: [registry],
+    }),
+    certificateDaysToExpiry: new Gauge({
+      name: 'amtsbote_certificate_days_to_expiry',
+      help: 'Days until the certificate expires (negative: expired); current="true" marks the newest unrevoked certificate per participant and usage',
+      labelNames: ['participant', 'usage', 'fingerprint', 'current'],
       registers: [registry],
     }),
   };

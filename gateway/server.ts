@@ -11,6 +11,8 @@ import { initDevPki, DEFAULT_DEV_IDENTITIES } from '../crypto/devpki.ts';
 import { loadCertificate } from '../crypto/keys.ts';
 import { OsciError } from '../protocol/errors.ts';
 import type { ServerConfig } from './config.ts';
+import { startCertificateExpiryWatch } from './cert-expiry.ts';
+import { resolveAdminToken } from './http/admin.ts';
 import { createApp } from './http/app.ts';
 import { liveIdentityDir, loadKeyRef, type Identity } from './identity.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -91,6 +93,8 @@ async function migrateAndRegister(store: Store, cfg: ServerConfig): Promise<void
 /** Everything before listening that must run exactly once per start, in the cluster primary; returns the mailboxes. */
 export async function prepareServer(cfg: ServerConfig, opts: { log?: Logger } = {}): Promise<{ prepared: PreparedServer; mailboxes: string[] }> {
   const log = opts.log ?? createLogger({ level: cfg.logLevel });
+  // A configured but unusable admin token stops the start before any worker is forked.
+  resolveAdminToken(cfg.admin, process.env, log);
   mkdirSync(join(cfg.dataDir, 'tmp'), { recursive: true });
   const devCa = await initDev(cfg, log);
   loadIdentity(cfg);
@@ -117,18 +121,22 @@ export async function startServer(cfg: ServerConfig, opts: StartOptions = {}): P
     crlFiles.push(devCa.crlPath);
   }
   const identity = loadIdentity(cfg, log);
+  const adminToken = resolveAdminToken(cfg.admin, process.env, log);
 
   const store = await openStore(cfg.db ?? `sqlite:${cfg.dataDir}`);
   if (!opts.prepared) await migrateAndRegister(store, cfg);
 
   const metrics = createMetrics();
   const trust = new Trust(store, { anchors, crlFiles, trustRegistered: cfg.trustRegisteredCertificates, minRsaBits: cfg.minRsaBits });
+  // Days-to-expiry gauge and start-up warnings for the own and every registered certificate, refreshed every 6 h.
+  const expiry = await startCertificateExpiryWatch({ store, identity, metrics, log, warnDays: cfg.certificateWarnDays });
   const intermediary = new Intermediary({ store, identity, trust, tmpDir, limits: cfg.limits, acceptForeignMessageIds: true, metrics, passive: { timeoutMs: cfg.passiveTimeoutMs } });
   let shuttingDown = false;
   let url = '';
   const app = createApp({
     intermediary, store, metrics, log, publicUrl: () => cfg.publicUrl ?? url, isShuttingDown: () => shuttingDown,
     ownCertificates: () => ({ cipher: identity.ciphers.map((c) => c.cert), signature: identity.signature.cert }),
+    admin: { store, token: adminToken, checkCertificate: (cert, usage) => trust.check(cert, usage), log },
   });
   const server: Server = createServer({ requestTimeout: 0 }, app);
   await new Promise<void>((resolve, reject) => {
@@ -137,7 +145,7 @@ export async function startServer(cfg: ServerConfig, opts: StartOptions = {}): P
   });
   const addr = server.address() as AddressInfo;
   url = `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`;
-  log.info({ url, store: store.kind }, 'intermediary listening');
+  log.info({ url, store: store.kind, admin: adminToken !== undefined }, 'intermediary listening');
 
   return {
     url,
@@ -147,6 +155,7 @@ export async function startServer(cfg: ServerConfig, opts: StartOptions = {}): P
     async stop() {
       if (shuttingDown) return;
       shuttingDown = true;
+      expiry.stop();
       // Stop accepting; in-flight requests finish (server.close waits for them), idle keep-alives are closed.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAgent } from './agent.ts';
 import { registerCerts } from './certs.ts';
 import { registerMail } from './mail.ts';
+import { registerMailbox } from './mailbox.ts';
 import { registerOsci } from './osci.ts';
 import { registerOutbox } from './outbox.ts';
 import { registerServe } from './serve.ts';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerOsci(program);
   registerAgent(program);
   registerOutbox(program);
+  registerMailbox(program);
   return program;
 }
 

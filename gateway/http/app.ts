@@ -1,6 +1,6 @@
 /**
  * HTTP surface of the intermediary: POST /osci (every OSCI request type), GET /directory/:id (cipher
- * certificates and endpoint of a postbox, SAFE/DVDV style), /healthz, /readyz, /metrics.
+ * certificates and endpoint of a postbox, SAFE/DVDV style), /healthz, /readyz, /metrics, /admin (gateway/http/admin.ts).
  */
 import { createHash, randomUUID, type X509Certificate } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
@@ -9,6 +9,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Intermediary } from '../osci/intermediary.ts';
 import type { Store } from '../store/index.ts';
+import { createAdminRouter, mailboxState, type AdminDeps } from './admin.ts';
 
 export interface AppDeps {
   intermediary: Intermediary;
@@ -20,6 +21,8 @@ export interface AppDeps {
   isShuttingDown: () => boolean;
   /** The intermediary's own certificates (newest cipher certificate first). */
   ownCertificates: () => { cipher: X509Certificate[]; signature: X509Certificate };
+  /** Admin API at /admin (gateway/http/admin.ts); absent or without token: every /admin route answers 404. */
+  admin?: AdminDeps;
 }
 
 const pem = (der: Buffer) => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').match(/.{1,64}/g)?.join('\n')}\n-----END CERTIFICATE-----\n`;
@@ -75,6 +78,11 @@ export function createApp(d: AppDeps): express.Express {
     }
     const now = new Date();
     const ciphers = await d.store.certificatesOf(id, 'cipher', now);
+    // A disabled mailbox (admin API: every cipher certificate revoked) is not listed, as if unknown.
+    if (ciphers.length === 0 && (await mailboxState(d.store, id, now)) === 'disabled') {
+      res.status(404).json({ error: 'ERR_NOT_FOUND', message: `no postbox ${id}` });
+      return;
+    }
     if (req.query.format === 'pem' || (req.accepts(['application/json', 'application/x-pem-file']) === 'application/x-pem-file')) {
       res.type('application/x-pem-file').send(ciphers.map((c) => pem(c.der)).join(''));
       return;
@@ -87,6 +95,8 @@ export function createApp(d: AppDeps): express.Express {
       cipherCertificates: ciphers.map((c) => ({ fingerprint: c.fingerprint, notBefore: c.notBefore.toISOString(), notAfter: c.notAfter.toISOString(), pem: pem(c.der) })),
     });
   });
+
+  app.use('/admin', createAdminRouter(d.admin));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
