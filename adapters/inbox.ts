@@ -16,6 +16,7 @@ import { createHash, type KeyObject, type X509Certificate } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { isCryptoError } from '../crypto/errors.ts';
 import { parseXml, serializeXml } from '../crypto/xml.ts';
 import { checkCertificate } from '../crypto/x509.ts';
 import { openContent, type DecodedMessage } from '../protocol/envelope/index.ts';
@@ -225,6 +226,19 @@ export async function writeDeliveryFolder(o: WriteDeliveryOptions): Promise<Writ
           writeDurable(join(work, tname), texts.join('\n\n'));
           meta.textFile = tname;
         }
+      } catch (e) {
+        // A content part failing its checks while it is read (e.g. an attachment's GCM tag): keep the message
+        // encrypted like an unopenable one. File-system errors are not content errors and propagate.
+        if (!o.keepUnopenable || !(e instanceof OsciError || isCryptoError(e))) throw e;
+        const err = toOsciError(e);
+        meta.error = { code: err.code, message: err.message };
+        meta.verification = { allValid: false, containers: [], authors };
+        for (const a of meta.attachments) rmSync(join(work, a.name), { force: true });
+        meta.attachments = [];
+        for (const n of [meta.xjustiz?.file, meta.textFile]) if (n) rmSync(join(work, n), { force: true });
+        delete meta.xjustiz;
+        delete meta.textFile;
+        await keepEncrypted(work, o.decoded);
       } finally {
         await opened.dispose();
       }

@@ -399,4 +399,29 @@ describe('mailbox agent end to end: intermediary → hot folder, HTTP DMS, SMTP;
     expect(third.queuedOutgoing).to.equal(0);
     expect(third.jobs).to.deep.equal([]);
   });
+
+  it('a message the mailbox key cannot open is kept encrypted and delivered to the default route, not dropped', async () => {
+    const kreis = await testIdentity('kreis-lippe');
+    // Addressed to stadt-lemgo, but the content is encrypted for kreis-lippe only.
+    const s = await sealContent({ author: ag.signature, readers: [kreis.cipher.cert], tmpDir: tmp, contents: [{ attachment: { contentId: 'geheim.pdf', size: anlage.length, open: () => Readable.from([anlage]) } }] });
+    const mid = (await client(ag).storeDelivery({ addresseeCipher: stadt.cipher.cert, subject: 'Falsch verschlüsselt', contentPackage: s.contentPackage, certificates: s.certificates.filter((c) => c.role !== 'addressee'), attachments: s.attachments })).messageId;
+    await s.dispose();
+    const round = await agent.runOnce();
+    expect(round.polls[0]!.stored).to.deep.equal([mid]);
+    expect(round.jobs.map((j) => `${j.job.adapter}:${j.outcome}`)).to.deep.equal(['archiv:ok']);
+    const folder = readdirSync(exportDir)
+      .filter((n) => !n.startsWith('.'))
+      .map((n) => join(exportDir, n))
+      .find((f) => (JSON.parse(readFileSync(join(f, 'message.json'), 'utf8')) as MessageMeta).messageId === mid)!;
+    const meta = JSON.parse(readFileSync(join(folder, 'message.json'), 'utf8')) as MessageMeta;
+    expect(meta.error?.code).to.match(/^ERR_/);
+    expect(meta.route?.rule).to.equal('default');
+    expect(readdirSync(join(folder, 'encrypted')).sort()).to.include.members(['message.xml', 'parts.json']);
+    const parts = JSON.parse(readFileSync(join(folder, 'encrypted', 'parts.json'), 'utf8')) as Array<{ name: string; contentId: string }>;
+    expect(parts).to.have.length(1);
+    const d = await client(ag).openDialog();
+    const cards = await d.fetchProcessCards({ by: 'messageId', messageIds: [mid] });
+    await d.close();
+    expect(cards[0]?.processCard.reception, 'acknowledged once durably stored').to.not.equal(undefined);
+  });
 });
