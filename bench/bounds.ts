@@ -116,3 +116,24 @@ export async function measureBounds(opts: { quick: boolean; rsaKey?: KeyObject; 
   if (p0 !== undefined && p1 !== undefined) b.cpu_pressure = round2(Math.min(1, (p1 - p0) / wall));
   return b;
 }
+
+/**
+ * The hardware bound from several measurements of one run: the highest rate of each (a bound is what the machine
+ * can do; a lower reading means other programs took CPU meanwhile). aes_gcm_sha256 is recomputed from the maxima.
+ */
+export function mergeBounds(all: readonly Bounds[]): Bounds {
+  const first = all[0];
+  if (!first) throw new RangeError('mergeBounds needs at least one measurement');
+  const max = (k: 'rsa_private_ops_per_s' | 'rsa_private_ops_per_s_1core' | 'aes_gcm_mb_per_s' | 'sha256_mb_per_s') => Math.max(...all.map((b) => b[k]));
+  const aes = max('aes_gcm_mb_per_s');
+  const sha = max('sha256_mb_per_s');
+  return {
+    rsa_bits: first.rsa_bits,
+    cores: first.cores,
+    rsa_private_ops_per_s: max('rsa_private_ops_per_s'),
+    rsa_private_ops_per_s_1core: max('rsa_private_ops_per_s_1core'),
+    aes_gcm_mb_per_s: aes,
+    sha256_mb_per_s: sha,
+    aes_gcm_sha256_mb_per_s: Math.round(1 / (1 / aes + 1 / sha)),
+  };
+}

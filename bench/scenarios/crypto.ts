@@ -1,6 +1,7 @@
 /**
  * Crypto micro-benchmark: sign + verify of a 10 KB OSCI-like document with our crypto/ layer against
- * xml-crypto 6.3.2 on the same document, same key, same run (inclusive C14N, rsa-sha256, sha256).
+ * xml-crypto 6.3.2 on the same document, same key, same run (inclusive C14N, rsa-sha256, sha256). Every rate is the
+ * best of several interleaved rounds.
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { SignedXml } from 'xml-crypto';
@@ -56,7 +57,7 @@ export interface CryptoScenario {
 }
 
 export async function runCrypto(opts: { quick: boolean; key?: KeyObject }): Promise<CryptoScenario> {
-  const secs = opts.quick ? 0.6 : 4;
+  const secs = opts.quick ? 0.9 : 4;
   const { privateKey, publicKey } = opts.key
     ? { privateKey: opts.key, publicKey: undefined }
     : generateKeyPairSync('rsa', { modulusLength: 3072 });
@@ -97,20 +98,20 @@ export async function runCrypto(opts: { quick: boolean; key?: KeyObject }): Prom
   await oursVerify();
   xcVerify();
 
-  const r = {
-    ours_sign_per_s: await rateAsync(secs, oursSign),
-    ours_verify_per_s: await rateAsync(secs, oursVerify),
-    ours_sign_verify_per_s: await rateAsync(secs, async () => {
-      await oursSign();
-      await oursVerify();
-    }),
-    xml_crypto_sign_per_s: rate(secs, xcSign),
-    xml_crypto_verify_per_s: rate(secs, xcVerify),
-    xml_crypto_sign_verify_per_s: rate(secs, () => {
-      xcSign();
-      xcVerify();
-    }),
-  };
+  // Interleaved rounds, best of each: on a shared machine a burst of other work then hits every contender alike
+  // instead of whichever happened to run during it.
+  const rounds = opts.quick ? 3 : 5;
+  const slice = secs / rounds;
+  const contenders: Array<[keyof Omit<CryptoScenario, 'doc_bytes' | 'rsa_bits'>, () => Promise<number>]> = [
+    ['ours_sign_per_s', () => rateAsync(slice, oursSign)],
+    ['ours_verify_per_s', () => rateAsync(slice, oursVerify)],
+    ['ours_sign_verify_per_s', () => rateAsync(slice, async () => (await oursSign(), await oursVerify()))],
+    ['xml_crypto_sign_per_s', async () => rate(slice, xcSign)],
+    ['xml_crypto_verify_per_s', async () => rate(slice, xcVerify)],
+    ['xml_crypto_sign_verify_per_s', async () => rate(slice, () => (xcSign(), xcVerify()))],
+  ];
+  const r = { ours_sign_per_s: 0, ours_verify_per_s: 0, ours_sign_verify_per_s: 0, xml_crypto_sign_per_s: 0, xml_crypto_verify_per_s: 0, xml_crypto_sign_verify_per_s: 0 };
+  for (let i = 0; i < rounds; i++) for (const [k, measure] of contenders) r[k] = Math.max(r[k], await measure());
   const round = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Math.round(v * 10) / 10])) as typeof r;
   return { doc_bytes: Buffer.byteLength(xml), rsa_bits: privateKey.asymmetricKeyDetails?.modulusLength ?? 0, ...round };
 }
