@@ -26,7 +26,7 @@ export async function buildAgent(cfg: AgentConfig, log: Logger, opts: { hooks?: 
     const anchors = clientAnchors(who);
     intermediary ??= await intermediaryFromDirectory(cfg.server, anchors);
     const client = new OsciClient({ endpoint: intermediary.endpoint, intermediary, signer: me.signer, cipher: me.cipher, tmpDir });
-    mailboxes.push({ id: m.id, client, readerKeys: [me.cipher.key], anchors });
+    mailboxes.push({ id: m.id, client, readerKeys: [me.cipher.key, ...me.olderCipherKeys], anchors });
     if (m.outgoing) outgoing.push({ mailbox: m.id, dir: m.outgoing, client, author: me.signer, resolveRecipient: (id) => recipientCipher(cfg.server, id, anchors) });
   }
   const store = await openJobStore(jobStoreUrl(cfg));

@@ -130,7 +130,7 @@ export function registerMail(program: Command): void {
                 results.push({ messageId, folder, duplicate: true });
                 continue;
               }
-              const { meta } = await writeDeliveryFolder({ parent: out, response, decoded, readerKeys: [me.cipher.key], anchors, tmpDir: tmp });
+              const { meta } = await writeDeliveryFolder({ parent: out, response, decoded, readerKeys: [me.cipher.key, ...me.olderCipherKeys], anchors, tmpDir: tmp });
               const verified = meta.verification.allValid;
               allVerified &&= verified;
               results.push({ messageId, folder, verified, attachments: meta.attachments.length });
