@@ -90,7 +90,7 @@ export async function startCertificateExpiryWatch(o: ExpiryWatchOptions): Promis
     for (const r of readings) g.set({ participant: r.participant, usage: r.usage, fingerprint: r.fingerprint, current: String(r.current) }, r.days);
     for (const r of expiringSoon(readings, o.warnDays)) {
       o.log.warn(
-        { participant: r.participant, usage: r.usage, fingerprint: r.fingerprint, notAfter: r.notAfter.toISOString(), days: Math.floor(r.days), warnDays: o.warnDays },
+        { participant: r.participant, usage: r.usage, fingerprint: r.fingerprint, notAfter: r.notAfter.toISOString(), days: Math.floor((r.notAfter.getTime() - Date.now()) / DAY_MS), warnDays: o.warnDays },
         r.days < 0 ? 'certificate has expired' : 'certificate expires soon; rotate it (amtsbote certs rotate)',
       );
     }
