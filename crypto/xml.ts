@@ -17,12 +17,62 @@ export const COMMENT_NODE = 8;
 export const DOCUMENT_NODE = 9;
 export const DOCUMENT_TYPE_NODE = 10;
 
+/**
+ * Shape bounds for untrusted XML, checked by a linear pre-scan before the DOM is built: xmldom spends tens of
+ * microseconds per node and more on deep or attribute-heavy input, so a few MB of tiny elements would block the
+ * event loop for minutes. OSCI envelopes nest about 15 levels and hold a few hundred tags.
+ */
+export const XML_LIMITS = Object.freeze({ maxDepth: 256, maxMarkup: 100_000, maxAttributes: 100_000, maxAttributesPerElement: 256 });
+
+function tooComplex(what: string): CryptoError {
+  return new CryptoError('ERR_XML_MALFORMED', `XML exceeds ${what}`);
+}
+
+/** Counts tags, comments, PIs and CDATA sections, nesting and attributes; stops where the markup breaks. */
+function checkShape(text: string): void {
+  let depth = 0;
+  let markup = 0;
+  let attributes = 0;
+  let i = text.indexOf('<');
+  while (i !== -1) {
+    if (++markup > XML_LIMITS.maxMarkup) throw tooComplex(`${XML_LIMITS.maxMarkup} tags`);
+    let end: number;
+    if (text.startsWith('<!--', i)) end = text.indexOf('-->', i + 4);
+    else if (text.startsWith('<![CDATA[', i)) end = text.indexOf(']]>', i + 9);
+    else if (text.charCodeAt(i + 1) === 0x3f) end = text.indexOf('?>', i + 2);
+    else if (text.charCodeAt(i + 1) === 0x2f) {
+      depth--;
+      end = text.indexOf('>', i + 2);
+    } else {
+      // A start tag ends at the first '>' outside quotes; every quoted value is one attribute.
+      let attrs = 0;
+      end = -1;
+      for (let j = i + 1; j < text.length; j++) {
+        const ch = text.charCodeAt(j);
+        if (ch === 0x22 || ch === 0x27) {
+          if (++attrs > XML_LIMITS.maxAttributesPerElement) throw tooComplex(`${XML_LIMITS.maxAttributesPerElement} attributes on one element`);
+          if (++attributes > XML_LIMITS.maxAttributes) throw tooComplex(`${XML_LIMITS.maxAttributes} attributes`);
+          j = text.indexOf(ch === 0x22 ? '"' : "'", j + 1);
+          if (j === -1) break;
+        } else if (ch === 0x3e) {
+          end = j;
+          break;
+        }
+      }
+      if (end !== -1 && text.charCodeAt(end - 1) !== 0x2f && ++depth > XML_LIMITS.maxDepth) throw tooComplex(`nesting depth ${XML_LIMITS.maxDepth}`);
+    }
+    if (end === -1) return; // unterminated: the parser reports it
+    i = text.indexOf('<', end + 1);
+  }
+}
+
 export function parseXml(input: string | Buffer): Document {
   const text = typeof input === 'string' ? input : input.toString('utf8');
   // Refuse DTDs before the parser sees them: no entity expansion, no external fetches, no billion laughs.
   if (/<!DOCTYPE|<!ENTITY/i.test(text)) {
     throw new CryptoError('ERR_XML_DOCTYPE', 'DOCTYPE and entity declarations are not allowed');
   }
+  checkShape(text);
   let doc: Document;
   try {
     const parser = new DOMParser({
