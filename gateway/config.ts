@@ -41,6 +41,8 @@ export interface ServerConfig {
   /** Register every identity of the dev PKI as a mailbox on start-up. */
   registerDevIdentities: boolean;
   limits: { maxMessageBytes: number; maxAttachments: number; maxInMemoryPartBytes: number };
+  /** Mailbox agent configuration file (adapters/README.md): routes fetched mail to DMS adapters, run by `serve` beside the intermediary. */
+  agent?: string;
   /** Deadline of one exchange with a passive recipient (acceptDelivery/processDelivery). */
   passiveTimeoutMs: number;
   /** Minimum RSA key size accepted in messages (BSI TR-02102: 3000; the reference test keys are 4096). */
@@ -80,7 +82,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
 });
 
 // Optional keys have no default, so they are listed explicitly.
-const KEYS = new Set(Object.keys(DEFAULT_CONFIG).concat(['publicUrl', 'identity', 'db', 'admin']));
+const KEYS = new Set(Object.keys(DEFAULT_CONFIG).concat(['agent', 'publicUrl', 'identity', 'db', 'admin']));
 
 function bad(msg: string): never {
   throw new OsciError('ERR_USAGE', `configuration: ${msg}`);
@@ -103,6 +105,7 @@ export function loadConfigFile(file: string): Partial<ServerConfig> {
   if (c.dataDir) out.dataDir = rel(c.dataDir);
   if (c.db?.startsWith('sqlite:')) out.db = `sqlite:${rel(c.db.slice(7))}`;
   if (c.identityDir) out.identityDir = rel(c.identityDir);
+  if (c.agent) out.agent = rel(c.agent);
   if (c.trustAnchors) out.trustAnchors = c.trustAnchors.map(rel);
   if (c.crls) out.crls = c.crls.map(rel);
   if (c.admin !== undefined) {

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAgent } from './agent.ts';
 import { registerCerts } from './certs.ts';
+import { registerConfig } from './config-check.ts';
 import { registerMail } from './mail.ts';
 import { registerMailbox } from './mailbox.ts';
 import { registerOsci } from './osci.ts';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerOsci(program);
   registerAgent(program);
   registerOutbox(program);
+  registerConfig(program);
   registerMailbox(program);
   return program;
 }

@@ -3,8 +3,10 @@ import cluster from 'node:cluster';
 import type { Command } from 'commander';
 import { awaitPreviousWorkers, defaultWorkers, runWorker, startCluster } from '../cluster.ts';
 import { loadConfigFile, resolveConfig, type ServerConfig } from '../config.ts';
-import { createLogger } from '../log.ts';
+import { createLogger, type Logger } from '../log.ts';
 import { startServer } from '../server.ts';
+import { loadAgentConfig } from '../../adapters/config.ts';
+import { buildAgent } from './agent.ts';
 import { action, fail } from './run.ts';
 
 interface ServeOpts {
@@ -36,6 +38,23 @@ function untilSignal(): Promise<void> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+}
+
+/** The mailbox agent beside the intermediary (config key `agent`): runs in the primary process until stopped. */
+async function startAgent(cfg: ServerConfig, log: Logger): Promise<{ stop(): Promise<void> } | undefined> {
+  if (!cfg.agent) return undefined;
+  const agentCfg = loadAgentConfig(cfg.agent);
+  const agent = await buildAgent(agentCfg, log.child({ component: 'agent' }));
+  await agent.recover();
+  const abort = new AbortController();
+  const running = agent.run(abort.signal, agentCfg.pollIntervalSeconds * 1000).catch((err: unknown) => log.error({ err }, 'mailbox agent stopped'));
+  log.info({ mailboxes: agentCfg.mailboxes.map((m) => m.id), every_s: agentCfg.pollIntervalSeconds }, 'mailbox agent running');
+  return {
+    async stop() {
+      abort.abort();
+      await running;
+    },
+  };
 }
 
 export function registerServe(program: Command): void {
@@ -76,7 +95,9 @@ export function registerServe(program: Command): void {
         if (workers > 1) {
           const running = await startCluster(cfg, { workers, log });
           process.stdout.write(banner(running.url, cfg.db?.startsWith('sqlite:') ? 'sqlite' : 'postgres', running.mailboxes, cfg, workers));
+          const agent = await startAgent(cfg, log);
           const code = await Promise.race([untilSignal().then(() => 0), running.failed]);
+          await agent?.stop();
           await running.stop();
           return code;
         }
@@ -85,7 +106,9 @@ export function registerServe(program: Command): void {
         const server = await startServer(cfg, { log });
         const mailboxes = (await server.store.listParticipants()).map((p) => p.id);
         process.stdout.write(banner(server.url, server.store.kind, mailboxes, cfg, 1));
+        const agent = await startAgent(cfg, log);
         await untilSignal();
+        await agent?.stop();
         await server.stop();
       }),
     );
