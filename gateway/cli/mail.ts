@@ -74,7 +74,9 @@ export function registerMail(program: Command): void {
         const { server, me, anchors, client, tmp } = await connect(o, { onUploadProgress: (sent) => bar(sent) });
         try {
           const to = await recipientCipher(server, o.to, anchors);
+          // The encrypted attachment copies go to our temporary folder, which is removed below (not os.tmpdir()).
           const sealed = await sealContent({
+            tmpDir: tmp,
             author: me.signer,
             readers: [to],
             contents: [
