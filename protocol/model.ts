@@ -106,6 +106,16 @@ export interface ContentPackage {
   contentContainers: string[];
 }
 
+/**
+ * Foreign header blocks relayed end to end (e.g. XTA/OSCI-2 MessageMetaData): soap<Type>.xsd closes every Header
+ * with `xsd:any namespace="##other" processContents="lax"`. Each entry is one serialized, namespace-complete
+ * element with an unqualified Id (the Client/SupplierSignature references it), in document order; never an
+ * element of the osci, osci2017, soap, ds or xenc namespaces, never mustUnderstand="1".
+ */
+export interface ExtraHeaders {
+  extraHeaders?: string[];
+}
+
 /** fetchDelivery SelectionRule (order.xsd SelectionRule). */
 export type DeliverySelection = { by: 'messageId'; messageId: string } | { by: 'receptionOfDelivery'; dateTime: string };
 
@@ -142,7 +152,7 @@ export interface InitDialog extends RequestBase { type: 'initDialog' }
 export interface ExitDialog extends RequestBase { type: 'exitDialog' }
 export interface GetMessageId extends RequestBase { type: 'getMessageId' }
 
-export interface StoreDelivery extends RequestBase {
+export interface StoreDelivery extends RequestBase, ExtraHeaders {
   type: 'storeDelivery';
   qualityOfTimestamp: QualityOfTimestamp;
   messageId: string;
@@ -163,7 +173,7 @@ export interface FetchProcessCard extends RequestBase {
   quantityLimit?: number;
 }
 
-export interface ForwardDelivery extends RequestBase {
+export interface ForwardDelivery extends RequestBase, ExtraHeaders {
   type: 'forwardDelivery';
   qualityOfTimestamp: QualityOfTimestamp;
   /** ContentReceiver@URI of the passive recipient. */
@@ -173,7 +183,7 @@ export interface ForwardDelivery extends RequestBase {
   contentPackage: ContentPackage;
 }
 
-export interface MediateDelivery extends RequestBase {
+export interface MediateDelivery extends RequestBase, ExtraHeaders {
   type: 'mediateDelivery';
   qualityOfTimestamp: Partial<QualityOfTimestamp>;
   contentReceiver: string;
@@ -184,13 +194,13 @@ export interface MediateDelivery extends RequestBase {
 }
 
 /** Intermediary → passive recipient (§1). */
-export interface AcceptDelivery extends RequestBase {
+export interface AcceptDelivery extends RequestBase, ExtraHeaders {
   type: 'acceptDelivery';
   processCardBundle: ProcessCardBundle;
   contentPackage: ContentPackage;
 }
 
-export interface ProcessDelivery extends RequestBase {
+export interface ProcessDelivery extends RequestBase, ExtraHeaders {
   type: 'processDelivery';
   messageIdResponse?: string;
   processCardBundle?: ProcessCardBundle;
@@ -212,7 +222,7 @@ export interface ResponseToStoreDelivery extends ResponseBase {
   processCardBundle?: ProcessCardBundle;
 }
 
-export interface ResponseToFetchDelivery extends ResponseBase {
+export interface ResponseToFetchDelivery extends ResponseBase, ExtraHeaders {
   type: 'responseToFetchDelivery';
   feedback: FeedbackEntry[];
   /** Echo of the request's SelectionRule (responseToFetchDelivery/fetchDelivery). */
@@ -241,7 +251,7 @@ export interface ResponseToAcceptDelivery extends ResponseBase {
   feedback: FeedbackEntry[];
 }
 
-export interface ResponseToMediateDelivery extends ResponseBase {
+export interface ResponseToMediateDelivery extends ResponseBase, ExtraHeaders {
   type: 'responseToMediateDelivery';
   feedback: FeedbackEntry[];
   requestProcessCardBundle?: ProcessCardBundle;
@@ -250,7 +260,7 @@ export interface ResponseToMediateDelivery extends ResponseBase {
   contentPackage?: ContentPackage;
 }
 
-export interface ResponseToProcessDelivery extends ResponseBase {
+export interface ResponseToProcessDelivery extends ResponseBase, ExtraHeaders {
   type: 'responseToProcessDelivery';
   qualityOfTimestamp: Partial<QualityOfTimestamp>;
   feedback: FeedbackEntry[];

@@ -4,11 +4,11 @@
  * xsi:schemaLocation exactly as the reference library writes them ([C] messages, [J] OSCIEnvelopeBuilder).
  * Signing is done afterwards by the caller: `signedIds` lists what a Client/SupplierSignature must reference.
  */
-import { parseXml, serializeXml } from '../crypto/xml.ts';
+import { indexIds, parseXml, serializeXml } from '../crypto/xml.ts';
 import type { Document, Element } from '../crypto/xml.ts';
 import type { Certificate, MessageType, OsciMessage, QualityOfTimestamp, RequestType, ResponseType, SoapFault, SoapMessageEncrypted } from './model.ts';
 import { FAULT_CODES } from './model.ts';
-import { OSCI_NS, PREFIXES, SOAP_NS, XENC_NS } from './namespaces.ts';
+import { DS_NS, OSCI128_NS, OSCI2017_NS, OSCI_NS, PREFIXES, SOAP_NS, XENC11_NS, XENC_NS } from './namespaces.ts';
 import { buildProcessCardBundle } from './processcard.ts';
 import { buildCertificatesBlock, isIntermediary } from './messages/certificates.ts';
 import { el } from './messages/dom.ts';
@@ -135,6 +135,8 @@ function buildUnchecked(msg: OsciMessage, opts: BuildOptions): BuiltSoap {
   if (ic) blocks.push(ic);
   if (nic) blocks.push(nic);
   if (msg.featureDescription) blocks.push(buildFeatureDescription(doc, msg.featureDescription));
+  // soap<Type>.xsd: the Header ends with xsd:any namespace="##other"; relayed blocks go last and are signed with the rest.
+  if ('extraHeaders' in msg && msg.extraHeaders?.length) blocks.push(...importExtraHeaders(doc, msg.extraHeaders, bodyChild ? [...blocks, bodyChild] : blocks));
 
   blocks.forEach((b, i) => {
     header.appendChild(b);
@@ -146,6 +148,46 @@ function buildUnchecked(msg: OsciMessage, opts: BuildOptions): BuiltSoap {
 
   const signedIds = [...blocks.map((b) => b.getAttribute('Id') as string), FIXED_IDS.body, ...cidRefs(opts.attachments)];
   return result(type, spec.xsd, doc, signedIds, signatureParent);
+}
+
+/** Namespaces of the protocol itself: never written as a relayed extra header block. */
+const PROTOCOL_NS: ReadonlySet<string> = new Set([OSCI_NS, OSCI2017_NS, OSCI128_NS, SOAP_NS, DS_NS, XENC_NS, XENC11_NS]);
+
+/** Ids this builder writes or may write (fixed Ids and the lower-cased type block names, spec.ts). */
+const RESERVED_IDS: ReadonlySet<string> = new Set([
+  ...Object.values(FIXED_IDS),
+  ...Object.values(TYPE_SPECS).flatMap((s) => (s.headerBlock ? [s.headerBlock.toLowerCase()] : [])),
+]);
+
+function localIds(e: Element, what: string): string[] {
+  try {
+    return [...indexIds(e).keys()];
+  } catch (err) {
+    throw new OsciError('ERR_USAGE', `${what}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * model ExtraHeaders → imported header blocks: each string parsed strictly (DOCTYPE refused), a foreign-namespace
+ * element with an unqualified Id and without mustUnderstand="1" (SOAP 1.1 §4.2.3); no Id inside may clash with ours,
+ * the other blocks' and the Body's, or another extra block's (a signature reference must name exactly one element).
+ */
+function importExtraHeaders(doc: Document, extra: readonly string[], built: readonly Element[]): Element[] {
+  const taken = new Set<string>([...RESERVED_IDS, ...built.flatMap((b) => localIds(b, 'header block'))]);
+  return extra.map((xml, i) => {
+    const frag = parseXml(xml).documentElement as Element;
+    const what = `extraHeaders[${i}] ${frag.nodeName}`;
+    const ns = frag.namespaceURI;
+    if (!ns || PROTOCOL_NS.has(ns)) throw new OsciError('ERR_USAGE', `${what}: an extra header block needs a foreign namespace, not ${ns ?? 'none'}`);
+    if (frag.getAttributeNS(SOAP_NS, 'mustUnderstand') === '1') throw new OsciError('ERR_USAGE', `${what}: mustUnderstand="1" is not relayed`);
+    const id = frag.getAttributeNode('Id');
+    if (!id || id.namespaceURI) throw new OsciError('ERR_USAGE', `${what}: needs an Id attribute to be signed`);
+    for (const x of localIds(frag, what)) {
+      if (taken.has(x)) throw new OsciError('ERR_USAGE', `${what}: Id "${x}" is already used in the envelope`);
+      taken.add(x);
+    }
+    return doc.importNode(frag, true) as Element;
+  });
 }
 
 function buildQoT(doc: Document, msg: OsciMessage, spec: TypeSpec): Element[] {

@@ -23,7 +23,7 @@ import type {
   SoapFault,
 } from './model.ts';
 import { FAULT_CODES } from './model.ts';
-import { ACTOR_NEXT, ACTOR_NONE, DS_NS, OSCI2017_NS, OSCI_NS, SOAP_NS, XENC_NS, XSI_NS } from './namespaces.ts';
+import { ACTOR_NEXT, ACTOR_NONE, DS_NS, OSCI128_NS, OSCI2017_NS, OSCI_NS, SOAP_NS, XENC11_NS, XENC_NS, XSI_NS } from './namespaces.ts';
 import { parseProcessCardBundle } from './processcard.ts';
 import { parseCertificatesBlock } from './messages/certificates.ts';
 import { Children, elementChildren, emptyElement, isEl, leafText, optAttr, qname, reqAttr } from './messages/dom.ts';
@@ -269,6 +269,24 @@ function parseHeader(header: Element, spec: TypeSpec, type: RequestType | Respon
   return out;
 }
 
+/** Namespaces of the protocol itself: their blocks are hop-by-hop or refused, never relayed as extraHeaders. */
+const PROTOCOL_NS: ReadonlySet<string> = new Set([OSCI_NS, OSCI2017_NS, OSCI128_NS, SOAP_NS, DS_NS, XENC_NS, XENC11_NS]);
+
+/**
+ * model ExtraHeaders: the foreign blocks (soap<Type>.xsd Header `xsd:any namespace="##other"`) that carry an Id, so
+ * a signature can reference them. After verifyEnvelope these are the signed ones only (it re-parses the verified elements).
+ * Serialized as ContentPackage entries are: the serializer declares every prefix of an element or attribute name.
+ */
+function extraHeadersOf(h: HeaderParts): { extraHeaders?: string[] } {
+  const out = h.extra.filter((e) => !PROTOCOL_NS.has(String(e.namespaceURI)) && hasId(e)).map((e) => serializeXml(e));
+  return out.length ? { extraHeaders: out } : {};
+}
+
+function hasId(e: Element): boolean {
+  const a = e.getAttributeNode('Id');
+  return !!a && !a.namespaceURI;
+}
+
 function contentOf(e: Element | undefined): { contentPackage?: ContentPackage } {
   return e ? { contentPackage: parseContentPackage(e) } : {};
 }
@@ -301,7 +319,7 @@ function assemble(type: RequestType | ResponseType, h: HeaderParts, bodyBlock: E
       return { type, ...req };
     case 'storeDelivery': {
       const messageId = parseMessageId(c.required(O, 'MessageId'));
-      m = { type, ...req, qualityOfTimestamp: both(), messageId, ...opt('subject', subject()), contentPackage: content() };
+      m = { type, ...req, qualityOfTimestamp: both(), messageId, ...opt('subject', subject()), contentPackage: content(), ...extraHeadersOf(h) };
       break;
     }
     case 'fetchDelivery': {
@@ -318,7 +336,7 @@ function assemble(type: RequestType | ResponseType, h: HeaderParts, bodyBlock: E
     case 'forwardDelivery': {
       const contentReceiver = parseContentReceiver(c.required(O, 'ContentReceiver'));
       const messageId = parseMessageId(c.required(O, 'MessageId'));
-      m = { type, ...req, qualityOfTimestamp: both(), contentReceiver, messageId, ...opt('subject', subject()), contentPackage: content() };
+      m = { type, ...req, qualityOfTimestamp: both(), contentReceiver, messageId, ...opt('subject', subject()), contentPackage: content(), ...extraHeadersOf(h) };
       break;
     }
     case 'mediateDelivery': {
@@ -333,12 +351,13 @@ function assemble(type: RequestType | ResponseType, h: HeaderParts, bodyBlock: E
         ...opt('messageId', id && parseMessageId(id)),
         ...opt('subject', subj),
         contentPackage: content(),
+        ...extraHeadersOf(h),
       };
       break;
     }
     case 'acceptDelivery': {
       const pcb = parseProcessCardBundle(c.required(O, 'ProcessCardBundle'), CARD_PROFILE.acceptDelivery);
-      m = { type, ...req, processCardBundle: pcb, contentPackage: content() };
+      m = { type, ...req, processCardBundle: pcb, contentPackage: content(), ...extraHeadersOf(h) };
       break;
     }
     case 'processDelivery': {
@@ -350,6 +369,7 @@ function assemble(type: RequestType | ResponseType, h: HeaderParts, bodyBlock: E
         ...opt('messageIdResponse', mir && parseMessageId(mir)),
         ...opt('processCardBundle', pcb && parseProcessCardBundle(pcb, CARD_PROFILE.processDelivery)),
         contentPackage: content(),
+        ...extraHeadersOf(h),
       };
       break;
     }
@@ -384,6 +404,7 @@ function assemble(type: RequestType | ResponseType, h: HeaderParts, bodyBlock: E
         ...opt('selection', sel && parseDeliverySelection(sel)),
         ...opt('processCardBundle', pcb && parseProcessCardBundle(pcb, CARD_PROFILE.responseToFetchDelivery)),
         ...(cp ? contentOf(cp) : {}),
+        ...extraHeadersOf(h),
       };
       break;
     }
@@ -415,6 +436,7 @@ function assemble(type: RequestType | ResponseType, h: HeaderParts, bodyBlock: E
         ...opt('requestProcessCardBundle', rq && parseProcessCardBundle(rq, CARD_PROFILE.responseToMediateDeliveryRequest)),
         ...opt('replyProcessCardBundle', rp && parseProcessCardBundle(rp, CARD_PROFILE.responseToMediateDeliveryReply)),
         ...(cp ? contentOf(cp) : {}),
+        ...extraHeadersOf(h),
       };
       break;
     }
@@ -430,6 +452,7 @@ function assemble(type: RequestType | ResponseType, h: HeaderParts, bodyBlock: E
         ...opt('messageId', id && parseMessageId(id)),
         ...opt('subject', subj),
         ...(cp ? contentOf(cp) : {}),
+        ...extraHeadersOf(h),
       };
       break;
     }

@@ -5,13 +5,14 @@
 import { expect } from 'chai';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { canonicalize } from '../../crypto/c14n.ts';
 import { CryptoError } from '../../crypto/errors.ts';
 import { childElements, indexIds, parseXml, serializeXml } from '../../crypto/xml.ts';
 import type { Element } from '../../crypto/xml.ts';
 import { certificate, certificateId } from '../../protocol/messages/certificates.ts';
 import { OsciError } from '../../protocol/errors.ts';
 import type { Inspection, MessageType, OsciMessage, ProcessCardBundle } from '../../protocol/model.ts';
-import { ACTOR_NEXT, ACTOR_NONE, OSCI_NS, SOAP_NS } from '../../protocol/namespaces.ts';
+import { ACTOR_NEXT, ACTOR_NONE, DS_NS, OSCI2017_NS, OSCI_NS, SOAP_NS } from '../../protocol/namespaces.ts';
 import { buildSoap } from '../../protocol/soap-build.ts';
 import { parseSoap } from '../../protocol/soap-parse.ts';
 import { requireShared, requireTool, shared } from '../helpers/env.ts';
@@ -556,5 +557,96 @@ describe('protocol/soap-parse: malformed built messages give typed errors', () =
         expect(e instanceof OsciError || e instanceof CryptoError, `typed error at ${n}: ${String(e)}`).to.equal(true);
       }
     }
+  });
+});
+
+describe('protocol/soap-build + soap-parse: foreign header blocks (extraHeaders, e.g. XTA MessageMetaData)', () => {
+  let f: Fixtures;
+  before(function () {
+    requireShared(this);
+    f = fixtures();
+  });
+
+  const META_NS = 'http://www.osci.eu/ws/2014/10/transport';
+  // Shaped like the reference sample's signed block (OSCI_MessageMetaData_V2.02.xsd), prefix ns2 as JAXB writes it.
+  const meta = (id = 'MetaData', inner = '') =>
+    norm(
+      `<ns2:MessageMetaData xmlns:ns2="${META_NS}" Id="${id}"><ns2:DeliveryAttributes><ns2:Origin>2025-11-26T22:11:00Z</ns2:Origin>` +
+        `</ns2:DeliveryAttributes><ns2:MsgIdentification><wsa:MessageID xmlns:wsa="http://www.w3.org/2005/08/addressing">` +
+        `urn:de:xta:messageid:1</wsa:MessageID></ns2:MsgIdentification>${inner}</ns2:MessageMetaData>`,
+    );
+  const note = norm('<x:Note xmlns:x="urn:x" Id="note1" soap:mustUnderstand="0" xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">n</x:Note>');
+  const RELAYING = [
+    'storeDelivery', 'forwardDelivery', 'mediateDelivery', 'acceptDelivery', 'processDelivery',
+    'responseToFetchDelivery', 'responseToMediateDelivery', 'responseToProcessDelivery',
+  ] as const;
+
+  for (const type of RELAYING) {
+    it(`${type}: written last in the Header, signed, parsed back equal; still valid against its XSD`, function () {
+      const msg = sample(f, type);
+      msg.extraHeaders = [meta(), note];
+      const built = buildSoap(msg, { attachments: f.attachments[type] ?? [], signaturePlaceholder: true });
+      const header = childElements(built.doc.documentElement as Element, SOAP_NS, 'Header')[0] as Element;
+      const blocks = childElements(header);
+      expect(blocks.slice(-2).map((b) => b.getAttribute('Id'))).to.deep.equal(['MetaData', 'note1']);
+      // Referenced by the signature in document order, before the Body.
+      const at = built.signedIds.indexOf('body');
+      expect(built.signedIds.slice(at - 2, at)).to.deep.equal(['MetaData', 'note1']);
+      const parsed = parseSoap(buildSoap(msg, { attachments: f.attachments[type] ?? [] }).xml());
+      expect(parsed.message).to.deep.equal(msg);
+      expect(parsed.extraHeaders.map((e) => e.localName)).to.deep.equal(['MessageMetaData', 'Note']);
+      requireTool(this, 'xmllint');
+      const r = validateXsd(buildSoap(msg).xml(), built.xsd);
+      expect(r.errors, r.errors.join('\n')).to.deep.equal([]);
+    });
+  }
+
+  it('the parsed string is namespace-complete: it parses alone, and exclusive C14N equals the block in the envelope', () => {
+    // The ns2 prefix declared on the Envelope only, as a JAXB/SAAJ writer may do.
+    const msg = sample(f, 'storeDelivery');
+    msg.extraHeaders = [meta()];
+    const xml = buildSoap(msg)
+      .xml()
+      .replace('<soap:Envelope ', `<soap:Envelope xmlns:ns2="${META_NS}" `)
+      .replace(`<ns2:MessageMetaData xmlns:ns2="${META_NS}" `, '<ns2:MessageMetaData ');
+    const parsed = parseSoap(xml);
+    const got = (parsed.message as Extract<OsciMessage, { type: 'storeDelivery' }>).extraHeaders ?? [];
+    expect(got).to.have.length(1);
+    const alone = parseXml(got[0] as string).documentElement as Element;
+    const exc = { exclusive: true, withComments: false };
+    expect(canonicalize(alone, exc)).to.equal(canonicalize(parsed.extraHeaders[0] as Element, exc));
+    expect(alone.namespaceURI).to.equal(META_NS);
+  });
+
+  it('protocol-namespace and Id-less foreign blocks are not relayed (the parser still lists them for the verifier)', () => {
+    const xml = buildSoap(sample(f, 'storeDelivery')).xml();
+    const withBlocks = xml.replace(
+      '</soap:Header>',
+      `<ds:Object xmlns:ds="${DS_NS}" Id="dsobj"/><y:NoId xmlns:y="urn:y"/><o7:Other xmlns:o7="${OSCI2017_NS}" Id="o7"/></soap:Header>`,
+    );
+    const parsed = parseSoap(withBlocks);
+    expect(parsed.extraHeaders.map((e) => e.localName)).to.deep.equal(['Object', 'NoId', 'Other']);
+    expect(parsed.message).to.not.have.property('extraHeaders');
+  });
+
+  it('refuses blocks it cannot write safely (ERR_USAGE), DOCTYPE keeps ERR_XML_DOCTYPE', () => {
+    const bad = (extra: string[], code = 'ERR_USAGE') => {
+      const msg = sample(f, 'storeDelivery');
+      msg.extraHeaders = extra;
+      expectCode(() => buildSoap(msg, { signaturePlaceholder: true }), code);
+    };
+    for (const id of ['body', 'controlblock', 'clientsignature', 'storedelivery', 'featuredescription', 'nonintermediarycertificates']) bad([meta(id)]);
+    bad([meta('MetaData'), meta('MetaData')]); // two blocks, one Id
+    bad([meta('MetaData', `<ns2:Inner Id="contentcontainer1"/>`)]); // clashes with an Id in the Body
+    bad([meta('MetaData', `<ns2:Inner Id="MetaData"/>`)]); // duplicate inside the block
+    const cert = sample(f, 'storeDelivery').certificates[0]!.id;
+    bad([meta(cert)]);
+    bad([`<osci:Extra xmlns:osci="${OSCI_NS}" Id="x"/>`]);
+    bad([`<ds:Extra xmlns:ds="${DS_NS}" Id="x"/>`]);
+    bad(['<Extra Id="x"/>']);
+    bad(['<x:Extra xmlns:x="urn:x"/>']);
+    bad([`<x:Extra xmlns:x="urn:x" xmlns:soap="${SOAP_NS}" soap:mustUnderstand="1" Id="x"/>`]);
+    bad(['<x:Extra xmlns:x="urn:x" Id="x">'], 'ERR_XML_MALFORMED');
+    bad(['<!DOCTYPE x [<!ENTITY a "b">]><x:E xmlns:x="urn:x" Id="x"/>'], 'ERR_XML_DOCTYPE');
   });
 });
