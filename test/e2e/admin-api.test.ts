@@ -17,14 +17,14 @@ import type { OsciClient } from '../../adapters/osci/client.ts';
 import { initDevPki, issueDevCertificate } from '../../crypto/devpki.ts';
 import { certificateSha256Hex, loadPrivateKey } from '../../crypto/keys.ts';
 import { OWN_PARTICIPANT } from '../../gateway/cert-expiry.ts';
-import { resolveConfig, type ServerConfig } from '../../gateway/config.ts';
+import { loadConfigFile, resolveConfig, type ServerConfig } from '../../gateway/config.ts';
 import { resolveAdminToken } from '../../gateway/http/admin.ts';
 import { silentLogger, type Logger } from '../../gateway/log.ts';
 import { startServer, type RunningServer } from '../../gateway/server.ts';
 import { sealContent } from '../../protocol/envelope/index.ts';
 import { testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
 import { REPO_ROOT } from '../helpers/env.ts';
-import { osciClient } from '../helpers/server-process.ts';
+import { devServerConfig, osciClient, startServerProcess, writeServerConfig } from '../helpers/server-process.ts';
 
 const CLI = join(REPO_ROOT, 'bin', 'amtsbote.js');
 const TOKEN_ENV = 'AMTSBOTE_TEST_ADMIN_TOKEN';
@@ -163,6 +163,24 @@ describe('admin API and amtsbote mailbox', function () {
         err = e;
       }
       expect((err as { code?: string } | undefined)?.code).to.equal('ERR_USAGE');
+    });
+
+    it('a serve process (2 workers) reads admin.tokenFile from its configuration file; unknown admin keys are refused', async () => {
+      const dir = mkdtempSync(join(root, 'serve-'));
+      writeFileSync(join(dir, 'admin.token'), `${TOKEN}\n`, { mode: 0o600 });
+      const cfg = { ...devServerConfig(pkiDir, join(dir, 'data')), admin: { tokenFile: 'admin.token' } };
+      const proc = await startServerProcess(writeServerConfig(dir, cfg), { args: ['--workers', '2'] });
+      try {
+        const ok = await fetch(`${proc.url}/admin/mailboxes`, { headers: { authorization: `Bearer ${TOKEN}` } });
+        expect(ok.status).to.equal(200);
+        expect(((await ok.json()) as { mailboxes: unknown[] }).mailboxes).to.have.length(4);
+        expect((await fetch(`${proc.url}/admin/mailboxes`)).status).to.equal(401);
+      } finally {
+        await proc.stop();
+      }
+      const badFile = writeServerConfig(dir, { ...cfg, admin: { tokenFile: 'admin.token', token: TOKEN } as never }, 'bad.json');
+      expect(() => loadConfigFile(badFile)).to.throw(/unknown key "admin.token"/);
+      expect(() => resolveConfig({ admin: { tokenEnv: 'A', tokenFile: 'b' } })).to.throw(/exactly one of tokenEnv, tokenFile/);
     });
 
     it('answers 401 without credentials, with a wrong token or another scheme, and leaks nothing', async () => {
