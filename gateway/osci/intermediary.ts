@@ -46,6 +46,8 @@ interface StoredOrder {
   qualityOfTimestamp: QualityOfTimestamp;
   contentPackage: ContentPackage;
   certificates: Array<{ role: Certificate['role']; usage: Certificate['usage']; der: string; id: string }>;
+  /** Signed foreign header blocks of the order (model ExtraHeaders), relayed to the recipient as received. */
+  extraHeaders?: string[];
 }
 
 /** What an order produces: the response, attachments to stream with it, and what to remove once it is written. */
@@ -321,7 +323,7 @@ export class Intermediary {
    */
   private async persist(
     ctx: RequestContext,
-    o: { messageId: string; subject?: string | undefined; qualityOfTimestamp: Partial<QualityOfTimestamp>; contentPackage: ContentPackage; certificates: Certificate[] },
+    o: { messageId: string; subject?: string | undefined; qualityOfTimestamp: Partial<QualityOfTimestamp>; contentPackage: ContentPackage; certificates: Certificate[]; extraHeaders?: string[] | undefined },
     addresseeId: string,
   ): Promise<MessageSummary> {
     const writer = await this.beginStore(o.messageId, ctx.clientFp);
@@ -405,6 +407,8 @@ export class Intermediary {
       selection: sel,
       processCardBundle: bundleOf(card, 'delivered'),
       contentPackage: order.contentPackage,
+      // soapResponseToFetchDelivery.xsd admits ##other header blocks: the order's signed ones reach the addressee.
+      ...(order.extraHeaders?.length ? { extraHeaders: order.extraHeaders } : {}),
     };
     const store = this.o.store;
     const attachments = found.parts.map((p) => ({
@@ -504,6 +508,7 @@ export class Intermediary {
         processCardBundle: bundleOf({ ...stored, forwarding: forwardedAt, recentModification: forwardedAt }, 'delivered'),
         contentPackage: msg.contentPackage,
         certificates: this.passiveCertificates(ctx, msg.certificates),
+        extraHeaders: msg.extraHeaders,
       },
       this.relayed(ctx.decoded.attachments),
       recipient,
@@ -549,6 +554,7 @@ export class Intermediary {
         processCardBundle: stored ? bundleOf({ ...stored, forwarding: forwardedAt, recentModification: forwardedAt }, 'delivered') : undefined,
         contentPackage: msg.contentPackage,
         certificates: this.passiveCertificates(ctx, msg.certificates),
+        extraHeaders: msg.extraHeaders,
       },
       this.relayed(ctx.decoded.attachments),
       recipient,
@@ -578,6 +584,7 @@ export class Intermediary {
         requestProcessCardBundle,
         replyProcessCardBundle,
         contentPackage: reply.contentPackage,
+        extraHeaders: reply.extraHeaders,
       };
       return this.reply(message, this.relayed(answer.decoded.attachments), cleanup);
     } catch (e) {
@@ -603,7 +610,7 @@ export class Intermediary {
     try {
       const writer = await this.o.store.beginMessage(replyId);
       const stored = await this.writeDelivery(writer, {
-        order: storedOrder({ messageId: replyId, subject: reply.subject, qualityOfTimestamp: reply.qualityOfTimestamp, contentPackage: reply.contentPackage ?? { encryptedData: [], contentContainers: [] }, certificates }),
+        order: storedOrder({ messageId: replyId, subject: reply.subject, qualityOfTimestamp: reply.qualityOfTimestamp, contentPackage: reply.contentPackage ?? { encryptedData: [], contentContainers: [] }, certificates, extraHeaders: reply.extraHeaders }),
         originatorId: recipientId,
         addresseeId: ctx.participantId ?? `cert:${ctx.clientFp}`,
         attachments,
@@ -629,7 +636,7 @@ function newMessageId(): string {
   return Buffer.from(`amtsbote-${randomBytes(18).toString('base64url')}`).toString('base64');
 }
 
-function storedOrder(o: { messageId: string; subject?: string | undefined; qualityOfTimestamp: Partial<QualityOfTimestamp>; contentPackage: ContentPackage; certificates: Certificate[] }): StoredOrder {
+function storedOrder(o: { messageId: string; subject?: string | undefined; qualityOfTimestamp: Partial<QualityOfTimestamp>; contentPackage: ContentPackage; certificates: Certificate[]; extraHeaders?: string[] | undefined }): StoredOrder {
   return {
     v: 1,
     messageId: o.messageId,
@@ -637,6 +644,7 @@ function storedOrder(o: { messageId: string; subject?: string | undefined; quali
     qualityOfTimestamp: { creation: o.qualityOfTimestamp.creation ?? 'plain', reception: o.qualityOfTimestamp.reception ?? 'plain' },
     contentPackage: o.contentPackage,
     certificates: o.certificates.map((c) => ({ role: c.role, usage: c.usage, der: c.der.toString('base64'), id: c.id })),
+    ...(o.extraHeaders?.length ? { extraHeaders: o.extraHeaders } : {}),
   };
 }
 
