@@ -20,6 +20,7 @@ import { runCrypto } from './scenarios/crypto.ts';
 import { bestRound, fetchLevel, storeLevel, type LevelResult, type StoreLevelResult } from './scenarios/delivery.ts';
 import { runLargeDelivery, type LargeDeliveryResult } from './scenarios/large-delivery.ts';
 import { startBenchServer } from './server.ts';
+import { runWorkersComparison, type WorkersComparison } from './scenarios/workers.ts';
 import { round2 } from './sys.ts';
 
 /** RSA private-key operations of the intermediary per request (gateway/osci/intermediary.ts): the transport key
@@ -55,7 +56,7 @@ if (!Number.isInteger(workers) || workers < 1) {
   console.error(`--workers ${String(valueOf('--workers'))} is not a positive integer`);
   process.exit(2);
 }
-const ALIASES: Record<string, string> = { crypto: 'crypto', store: 'store', storeDelivery: 'store', fetch: 'fetch', fetchDelivery: 'fetch', large: 'large' };
+const ALIASES: Record<string, string> = { crypto: 'crypto', store: 'store', storeDelivery: 'store', fetch: 'fetch', fetchDelivery: 'fetch', large: 'large', workers: 'workers' };
 const valued = new Set(['--json', '--workers', '--db']);
 const wanted = argv.filter((a, i) => !a.startsWith('--') && !valued.has(argv[i - 1] ?? '')).map((a) => {
   const s = ALIASES[a];
@@ -65,7 +66,8 @@ const wanted = argv.filter((a, i) => !a.startsWith('--') && !valued.has(argv[i -
   }
   return s;
 });
-const run = (name: string) => wanted.length === 0 || wanted.includes(name);
+/** `workers` (1 process vs N workers, interleaved) runs only when named. */
+const run = (name: string) => (wanted.length === 0 ? name !== 'workers' : wanted.includes(name));
 const secs = quick ? 1.5 : 5;
 /** Each level runs this often; the best round stands for it (all rounds are in the JSON). */
 const ROUNDS = quick ? 1 : 3;
@@ -167,7 +169,8 @@ if (run('store') || run('fetch') || run('large')) {
       for (const c of LEVELS) {
         const expected = Math.min(estimate, smallBound);
         const window = windowFor(c, expected);
-        const count = Math.ceil(expected * window * 1.5) + 2 * c;
+        // c1 is sized from the (cold) warm-up: more headroom there.
+        const count = Math.ceil(expected * window * (c === 1 ? 2.5 : 1.5)) + 2 * c;
         const rounds: StoreLevelResult[] = [];
         for (let i = 0; i < ROUNDS; i++) {
           const r = await storeLevel({ clients, serverPid: server.pid, concurrency: c, secs: window, count, tag: `c${c}-${i}` });
@@ -232,6 +235,22 @@ if (run('store') || run('fetch') || run('large')) {
   }
 }
 
+if (run('workers')) {
+  const pki = await ensureBenchPki();
+  const n = workers > 1 ? workers : defaultWorkers() > 1 ? defaultWorkers() : 2;
+  say(`workers: storeDelivery on a 1-process server and on a ${n}-worker server, rounds alternating`);
+  const w: WorkersComparison = await runWorkersComparison({ pkiDir: pki.dir, ...(db ? { db } : {}), workers: n, rounds: quick ? 2 : 5, secs: Math.max(secs, 4), expectedPerS: smallBound / 4 });
+  scenarios.workers = w;
+  console.table(
+    Object.fromEntries(
+      w.levels.map((l) => [
+        `c${l.concurrency}`,
+        { '1 process msg/s': l.single_msgs_per_s.join(' '), [`${n} workers msg/s`]: l.cluster_msgs_per_s.join(' '), 'gain (medians)': l.gain, errors: l.errors },
+      ]),
+    ),
+  );
+}
+
 const boundsEnd = await measureBounds({ quick, rsaKey: key });
 describeBounds(boundsEnd, 'end');
 const bounds = mergeBounds([boundsStart, boundsEnd]);
@@ -266,7 +285,10 @@ const elapsed = round2((performance.now() - t0) / 1000);
 const goals: Record<string, boolean> = {};
 if (ratios.store_small_c32_vs_rsa_bound !== undefined) goals.store_c32_at_least_70pct_of_rsa_bound = ratios.store_small_c32_vs_rsa_bound >= 0.7;
 if (c8?.p99_ms !== undefined) goals.store_c8_p99_below_100ms = c8.p99_ms < 100;
-if (allLevels.length || large) goals.zero_errors = allLevels.every((l) => l.errors === 0) && (large ? large.store.ok && large.fetch.ok : true);
+const workersCmp = scenarios.workers as WorkersComparison | undefined;
+for (const l of workersCmp?.levels ?? []) ratios[`workers_store_c${l.concurrency}_gain`] = l.gain;
+if (allLevels.length || large || workersCmp)
+  goals.zero_errors = allLevels.every((l) => l.errors === 0) && (large ? large.store.ok && large.fetch.ok : true) && (workersCmp?.levels ?? []).every((l) => l.errors === 0);
 if (peak_rss_mb.server_200mb !== undefined) goals.server_peak_rss_200mb_at_most_256mb = peak_rss_mb.server_200mb <= 256;
 if (ratios.large_ingest_vs_aes_sha_bound !== undefined) goals.large_ingest_at_least_40pct_of_aes_sha_bound = ratios.large_ingest_vs_aes_sha_bound >= 0.4;
 if (ratios.sign_verify_vs_xml_crypto !== undefined) goals.sign_verify_at_least_3x_xml_crypto = ratios.sign_verify_vs_xml_crypto >= 3;
