@@ -45,6 +45,12 @@ export interface ServerConfig {
   agent?: string;
   /** Deadline of one exchange with a passive recipient (acceptDelivery/processDelivery). */
   passiveTimeoutMs: number;
+  /**
+   * A connection on which no byte moves in either direction for this long is closed (a stalled upload, slowloris).
+   * Large uploads are not bounded in total time, only in silence. Must exceed passiveTimeoutMs (a mediateDelivery
+   * waits that long for the passive recipient with its client's connection silent).
+   */
+  idleTimeoutMs: number;
   /** Minimum RSA key size accepted in messages (BSI TR-02102: 3000; the reference test keys are 4096). */
   minRsaBits: number;
   logLevel: string;
@@ -76,6 +82,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   registerDevIdentities: true,
   limits: { maxMessageBytes: 200 * 1024 * 1024, maxAttachments: 1000, maxInMemoryPartBytes: 16 * 1024 * 1024 },
   passiveTimeoutMs: 60_000,
+  idleTimeoutMs: 120_000,
   minRsaBits: 2048,
   logLevel: 'info',
   certificateWarnDays: 30,
@@ -145,6 +152,7 @@ export function resolveConfig(...layers: Array<Partial<ServerConfig> | undefined
     if (tokenEnv !== undefined && (typeof tokenEnv !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(tokenEnv))) bad(`admin.tokenEnv must name an environment variable, got ${JSON.stringify(tokenEnv)}`);
     if (tokenFile !== undefined) c.admin = { tokenFile: resolve(String(tokenFile)) };
   }
+  if (!Number.isInteger(c.idleTimeoutMs) || c.idleTimeoutMs <= c.passiveTimeoutMs) bad(`idleTimeoutMs must be an integer above passiveTimeoutMs (${c.passiveTimeoutMs}), got ${String(c.idleTimeoutMs)}`);
   if (typeof c.certificateWarnDays !== 'number' || !Number.isFinite(c.certificateWarnDays) || c.certificateWarnDays < 0) bad(`certificateWarnDays must be a number of days ≥ 0, got ${String(c.certificateWarnDays)}`);
   return c;
 }

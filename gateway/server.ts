@@ -139,6 +139,8 @@ export async function startServer(cfg: ServerConfig, opts: StartOptions = {}): P
     admin: { store, token: adminToken, checkCertificate: (cert, usage) => trust.check(cert, usage), log },
   });
   const server: Server = createServer({ requestTimeout: 0 }, app);
+  // No total deadline (200 MB over a slow line is fine), but a silent connection is closed (config idleTimeoutMs).
+  server.setTimeout(cfg.idleTimeoutMs);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(cfg.port, cfg.host, () => resolve());

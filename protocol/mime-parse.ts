@@ -187,7 +187,8 @@ class MultipartParser {
   async push(chunk: Buffer): Promise<void> {
     this.total += chunk.length;
     if (this.total > this.limits.maxTotalBytes) {
-      throw limit(`message exceeds ${this.limits.maxTotalBytes} bytes`);
+      // 9904 "Maximale Nachrichtengröße überschritten" (osci-protocol.md §13), not a malformed message.
+      throw new OsciError('ERR_TOO_LARGE', `message exceeds ${this.limits.maxTotalBytes} bytes`);
     }
     if (this.state === 'epilogue') return; // after the close delimiter: ignored (RFC 2046 epilogue)
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
@@ -353,7 +354,7 @@ class MultipartParser {
     if (cl !== undefined) {
       if (!/^\d{1,15}$/.test(cl)) throw malformed(`${what}: invalid Content-Length`);
       info.contentLength = Number(cl);
-      if (info.contentLength > this.limits.maxTotalBytes) throw limit(`${what}: declared length exceeds the limit`);
+      if (info.contentLength > this.limits.maxTotalBytes) throw new OsciError('ERR_TOO_LARGE', `${what}: declared length exceeds the message size limit`);
     }
     info.isRoot = this.start === undefined ? info.index === 0 : info.contentId === this.start;
     const checkLength =

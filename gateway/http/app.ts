@@ -3,6 +3,7 @@
  * certificates and endpoint of a postbox, SAFE/DVDV style), /healthz, /readyz, /metrics, /admin (gateway/http/admin.ts).
  */
 import { createHash, randomUUID, type X509Certificate } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import express, { type Request, type Response } from 'express';
 import type { Logger } from '../log.ts';
@@ -33,6 +34,20 @@ function requestId(req: Request): string {
   return given && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
 }
 
+/** After an early answer, what the client still uploads is read and dropped for this long at most. */
+const DISCARD_MS = 10_000;
+
+/** Drops the rest of a request the decoder did not read, so the connection ends cleanly; bounded in time. */
+function discardRest(req: Request, body: PassThrough): void {
+  if (req.complete || req.destroyed) return;
+  req.unpipe(body);
+  body.destroy();
+  const stop = setTimeout(() => req.destroy(), DISCARD_MS);
+  stop.unref();
+  req.once('close', () => clearTimeout(stop));
+  req.resume();
+}
+
 export function createApp(d: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -48,9 +63,16 @@ export function createApp(d: AppDeps): express.Express {
     const rid = requestId(req);
     const log = d.log.child({ rid });
     res.setHeader('x-request-id', rid);
+    // The decoder reads through a PassThrough: when it gives up early (a limit, 9904/9100) the connection stays up
+    // and the client reads the fault instead of a reset; a client going away still ends the decoder's input.
+    const body = new PassThrough();
+    req.pipe(body);
+    req.once('close', () => {
+      if (!req.complete) body.destroy(new Error('the client closed the connection before the end of its request'));
+    });
     try {
       // The body is streamed into the decoder: a 200 MB message never sits in memory (limits apply there).
-      const out = await d.intermediary.handle(req, req.get('content-type'), log);
+      const out = await d.intermediary.handle(body, req.get('content-type'), log);
       res.status(out.status);
       for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
       res.setHeader('content-type', out.contentType);
@@ -60,6 +82,8 @@ export function createApp(d: AppDeps): express.Express {
       log.error({ err: e }, 'response failed');
       if (!res.headersSent) res.status(500).end();
       else res.destroy();
+    } finally {
+      discardRest(req, body);
     }
   });
 

@@ -89,11 +89,11 @@ describe('MIME bombs', function () {
     expect(await codeOf(parseMultipartBuffer(Buffer.from(`${HEAD}no boundary here`)))).to.equal('ERR_MIME_MALFORMED');
   });
 
-  it('total bytes over the limit are refused while streaming, not after buffering', async function () {
+  it('total bytes over the limit are refused while streaming, not after buffering (ERR_TOO_LARGE, 9904)', async function () {
     const limit = 4 * 1024 * 1024;
     const src = endless(`${HEAD}${SOAP_PART}\r\n--${B}\r\nContent-ID: <big>\r\n\r\n`, 0x00);
     const opts: ParseMultipartOptions = { limits: { maxTotalBytes: limit }, sink: (p) => (p.isRoot ? null : discard()) };
-    expect(await codeOf(parseMultipart(src.source, opts))).to.equal('ERR_MIME_LIMIT');
+    expect(await codeOf(parseMultipart(src.source, opts))).to.equal('ERR_TOO_LARGE');
     expect(src.pulled()).to.be.at.most(limit + 64 * 1024);
     expect(src.closed()).to.equal(true);
   });
@@ -112,7 +112,7 @@ describe('MIME bombs', function () {
     );
     expect(src.pulled()).to.be.below(3 * 64 * 1024);
     const absurd = Buffer.from(`${HEAD}${SOAP_PART}\r\n--${B}\r\nContent-ID: <a>\r\nContent-Length: 999999999999\r\n\r\nx\r\n--${B}--`);
-    expect(await codeOf(parseMultipartBuffer(absurd))).to.equal('ERR_MIME_LIMIT');
+    expect(await codeOf(parseMultipartBuffer(absurd))).to.equal('ERR_TOO_LARGE');
   });
 
   it('Content-Length mismatch on an attachment → ERR_MIME_MALFORMED', async function () {

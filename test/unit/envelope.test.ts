@@ -352,7 +352,7 @@ describe('protocol/envelope: encode → decode', function () {
     const c = cases().find((x) => x.msg.type === 'storeDelivery') as Case;
     const enc = await encodeMessage(c.msg, { signer: client.sig, attachments: sealed.attachments });
     const wire = await bytes(enc.stream);
-    await rejects(decodeMessage(wire, decodeOpts(c, { limits: { maxTotalBytes: wire.length - 1 } })), 'ERR_MIME_LIMIT');
+    await rejects(decodeMessage(wire, decodeOpts(c, { limits: { maxTotalBytes: wire.length - 1 } })), 'ERR_TOO_LARGE');
     await rejects(decodeMessage(wire, decodeOpts(c, { limits: { maxParts: 1 } })), 'ERR_MIME_LIMIT');
     await rejects(decodeMessage(wire, decodeOpts(c, { limits: { maxInMemoryPartBytes: 100 } })), 'ERR_MIME_LIMIT');
   });
