@@ -7,6 +7,8 @@
 import { expect } from 'chai';
 import { randomBytes, type X509Certificate } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -84,10 +86,11 @@ export async function cast(): Promise<Cast> {
   return { ag: ag!, stadt: stadt!, kanzlei: kanzlei!, kreis: kreis!, intermediary: intermediary! };
 }
 
-export function clientOf(srv: AttackServer, who: TestIdentity): OsciClient {
+/** An honest client of `who`; `endpoint` defaults to the server's (a proxy's URL puts someone in the middle). */
+export function clientOf(srv: AttackServer, who: TestIdentity, endpoint = srv.osci): OsciClient {
   const cipher = srv.server.identity.ciphers[0];
   if (!cipher) throw new Error('server without cipher key');
-  return new OsciClient({ endpoint: srv.osci, intermediary: { cipher: cipher.cert, signature: srv.server.identity.signature.cert }, signer: who.signature, cipher: who.cipher, tmpDir: srv.tmp });
+  return new OsciClient({ endpoint, intermediary: { cipher: cipher.cert, signature: srv.server.identity.signature.cert }, signer: who.signature, cipher: who.cipher, tmpDir: srv.tmp });
 }
 
 export interface Wire {
@@ -241,6 +244,8 @@ export interface CraftOptions {
   signatureAlgorithm?: string;
   digestAlgorithm?: string;
   policy?: Parameters<typeof signXml>[2]['policy'];
+  /** Edits the DOM before it is signed (a malformed order the builder would refuse, signed correctly). */
+  prepare?: (doc: Document) => void;
   /** Edits the signed DOM before serialisation. */
   mutate?: (doc: Document, built: BuiltSoap) => void;
   /** Edits the serialised SOAP text. */
@@ -263,6 +268,7 @@ export async function craft(msg: OsciMessage, o: CraftOptions): Promise<Wire> {
   const refs =
     o.references?.(built.signedIds, atts, built.doc) ??
     built.signedIds.map((id): SignReference => (id.startsWith('cid:') ? { uri: encodeCid(id.slice(4)), data: (byCid.get(id.slice(4)) as CraftAttachment).data } : { id }));
+  o.prepare?.(built.doc);
   await signXml(built.doc, built.signatureParent as Element, {
     key: o.signer.key,
     references: refs,
@@ -300,4 +306,41 @@ export function soapWire(xml: string | Buffer, boundary = newBoundary()): Promis
 export async function expectStillServing(srv: AttackServer, who: TestIdentity): Promise<void> {
   const id = await clientOf(srv, who).getMessageId();
   expect(id).to.be.a('string').and.not.equal('');
+}
+
+export interface Recorder {
+  /** The proxy's OSCI endpoint. */
+  url: string;
+  requests: Wire[];
+  responses: HttpAnswer[];
+  /** When set and returning an answer, the proxy sends that instead of forwarding (a replayed response). */
+  answerWith?: (index: number) => HttpAnswer | undefined;
+  close(): Promise<void>;
+}
+
+/** A man in the middle that records every request and response byte for byte (it cannot read them: they are encrypted). */
+export async function recordingProxy(target: string): Promise<Recorder> {
+  const rec: Recorder = {
+    url: '',
+    requests: [],
+    responses: [],
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+  const server = createHttpServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const ch of req) chunks.push(ch as Buffer);
+    const wire: Wire = { contentType: req.headers['content-type'] ?? '', body: Buffer.concat(chunks) };
+    const index = rec.requests.push(wire) - 1;
+    const ans = rec.answerWith?.(index) ?? (await post(target, wire));
+    rec.responses.push(ans);
+    res.statusCode = ans.status;
+    if (ans.contentType !== undefined) res.setHeader('content-type', ans.contentType);
+    res.end(ans.body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  rec.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/osci`;
+  return rec;
 }
