@@ -320,6 +320,9 @@ export function createAdminRouter(deps: AdminDeps | undefined): express.Router {
     if (type === 'entity.parse.failed') return sendError(res, d.log, new OsciError('ERR_USAGE', 'the body is not valid JSON'));
     if (type === 'entity.too.large') return sendError(res, d.log, new OsciError('ERR_TOO_LARGE', 'the body is larger than 1 MB'));
     if (typeof type === 'string') return sendError(res, d.log, new OsciError('ERR_USAGE', 'unreadable request body'));
+    // Router errors with a client status (e.g. an undecodable %-escape in :id) are the client's, not internal.
+    const status = (err as { status?: unknown } | null)?.status;
+    if (!(err instanceof OsciError) && typeof status === 'number' && status >= 400 && status < 500) return sendError(res, d.log, new OsciError('ERR_USAGE', 'bad request'));
     sendError(res, d.log, err);
   });
   return router;

@@ -1,11 +1,12 @@
 /**
  * HTTP surface of the intermediary: POST /osci (every OSCI request type), GET /directory/:id (cipher
- * certificates and endpoint of a postbox, SAFE/DVDV style), /healthz, /readyz, /metrics, /admin (gateway/http/admin.ts).
+ * certificates and endpoint of a postbox, SAFE/DVDV style), /healthz, /readyz, /metrics (loopback or admin token),
+ * /admin (gateway/http/admin.ts).
  */
-import { createHash, randomUUID, type X509Certificate } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual, type X509Certificate } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import express, { type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Intermediary } from '../osci/intermediary.ts';
@@ -32,6 +33,16 @@ const certJson = (c: X509Certificate) => ({ fingerprint: createHash('sha256').up
 function requestId(req: Request): string {
   const given = req.get('x-request-id');
   return given && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+
+function mayReadMetrics(req: Request, token: string | undefined): boolean {
+  if (LOOPBACK.has(req.socket.remoteAddress ?? '')) return true;
+  const m = /^Bearer +([^\s]+) *$/.exec(req.get('authorization') ?? '');
+  if (!token || !m) return false;
+  const digest = (t: string) => createHash('sha256').update(t, 'utf8').digest();
+  return timingSafeEqual(digest(m[1] as string), digest(token));
 }
 
 /** After an early answer, what the client still uploads is read and dropped for this long at most. */
@@ -137,8 +148,27 @@ export function createApp(d: AppDeps): express.Express {
       res.status(503).json({ status: 'store-unavailable' });
     }
   });
-  app.get('/metrics', async (_req, res) => {
+  // The expiry gauges name every mailbox and certificate fingerprint (an enumeration the directory does not offer):
+  // only a local scraper or a holder of the admin token reads them; everyone else gets the bare 404.
+  app.get('/metrics', async (req, res, next) => {
+    if (!mayReadMetrics(req, d.admin?.token)) return next();
     res.type(d.metrics.registry.contentType).send(await d.metrics.registry.metrics());
+  });
+
+  // Everything else is a bare 404, and no error shows a stack or a path: Express's default handler prints both
+  // (e.g. for an undecodable %-escape in /directory/:id).
+  app.use((_req: Request, res: Response) => {
+    res.status(404).json({ error: 'ERR_NOT_FOUND', message: 'not found' });
+  });
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const given = (err as { status?: unknown } | null)?.status;
+    const status = typeof given === 'number' && given >= 400 && given < 500 ? given : 500;
+    if (status === 500) d.log.error({ err }, 'HTTP request failed');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.status(status).json(status === 500 ? { error: 'ERR_INTERNAL', message: 'internal error' } : { error: 'ERR_USAGE', message: 'bad request' });
   });
   return app;
 }
