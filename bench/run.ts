@@ -122,6 +122,7 @@ function levelTable(title: string, levels: LevelResult[]): void {
           'p99 ms': l.p99_ms,
           errors: l.errors,
           'server cores': l.server_cores,
+          'server CPU ms/msg': l.server_cpu_ms_per_msg,
           'client cores': l.client_cores.join('+'),
           'other programs': l.foreign_cores,
           'cpu pressure': l.cpu_pressure,
@@ -270,10 +271,20 @@ if (crypto) {
   // One signature is one private op: the bound is the one-core RSA rate.
   ratios.crypto_sign_vs_rsa_bound = round2(crypto.ours_sign_per_s / bounds.rsa_private_ops_per_s_1core);
 }
-for (const l of store?.levels ?? []) ratios[`store_small_c${l.concurrency}_vs_rsa_bound`] = round2(l.msgs_per_s / serverBound);
+// CPU view, robust to other programs on the machine: the RSA time a request needs over the server CPU time it took.
+// With every core free for the server this is what the throughput ratio would be.
+const rsaMsPerRequest = (SERVER_PRIVATE_OPS_PER_REQUEST * 1000) / bounds.rsa_private_ops_per_s_1core;
+const cpuRatio = (l: LevelResult) => (l.server_cpu_ms_per_msg ? round2(rsaMsPerRequest / l.server_cpu_ms_per_msg) : undefined);
+for (const l of store?.levels ?? []) {
+  ratios[`store_small_c${l.concurrency}_vs_rsa_bound`] = round2(l.msgs_per_s / serverBound);
+  const r = cpuRatio(l);
+  if (r !== undefined) ratios[`store_small_c${l.concurrency}_cpu_vs_rsa_bound`] = r;
+}
 for (const l of fetched?.levels ?? []) {
   ratios[`fetch_small_c${l.concurrency}_vs_rsa_bound`] = round2(l.msgs_per_s / serverBound);
   ratios[`fetch_small_c${l.concurrency}_vs_shared_rsa_bound`] = round2(l.msgs_per_s / sharedBound);
+  const r = cpuRatio(l);
+  if (r !== undefined) ratios[`fetch_small_c${l.concurrency}_cpu_vs_rsa_bound`] = r;
 }
 if (large) {
   ratios.large_ingest_vs_aes_sha_bound = round2(large.store.mb_per_s / aesSha);

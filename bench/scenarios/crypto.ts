@@ -57,7 +57,7 @@ export interface CryptoScenario {
 }
 
 export async function runCrypto(opts: { quick: boolean; key?: KeyObject }): Promise<CryptoScenario> {
-  const secs = opts.quick ? 0.9 : 4;
+  const secs = opts.quick ? 0.6 : 4;
   const { privateKey, publicKey } = opts.key
     ? { privateKey: opts.key, publicKey: undefined }
     : generateKeyPairSync('rsa', { modulusLength: 3072 });

@@ -24,6 +24,8 @@ export interface LevelResult {
   error_samples: string[];
   /** CPU cores the server's processes used during the window. */
   server_cores?: number;
+  /** Server CPU milliseconds per completed request (server_cores / msgs_per_s): what a request costs, however many cores were free. */
+  server_cpu_ms_per_msg?: number;
   /** Cores busy on the whole machine during the window (server + generators + anything else). */
   machine_busy_cores?: number;
   /** Share of the window in which some task waited for a CPU (Linux PSI); high = the numbers are contended. */
@@ -94,6 +96,7 @@ function summarise(
     errors,
     error_samples: samples.slice(0, 5),
     ...(cpu.server_cores !== undefined ? { server_cores: cpu.server_cores } : {}),
+    ...(cpu.server_cores !== undefined && completed > 0 ? { server_cpu_ms_per_msg: round1((cpu.server_cores * 1000 * window) / completed) } : {}),
     ...(cpu.machine_busy_cores !== undefined ? { machine_busy_cores: cpu.machine_busy_cores } : {}),
     ...(cpu.cpu_pressure !== undefined ? { cpu_pressure: cpu.cpu_pressure } : {}),
     ...(cpu.machine_busy_cores !== undefined && cpu.server_cores !== undefined
