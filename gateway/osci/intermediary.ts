@@ -167,6 +167,10 @@ export class Intermediary {
     // Responses are encrypted for the client's cipher certificate (osci-protocol.md §5); without it we cannot answer (9500).
     // Checked before any order is executed, so nothing is stored for a client we could not answer.
     if (ctx.decoded.transport.encrypted && !ctx.clientCipher) throw new OsciError('ERR_CIPHER_CERT_MISSING', 'CipherCertificateOriginator is missing');
+    // 9502: no answer is encrypted for a cipher certificate its CA revoked (a compromised key); CRLs as configured.
+    if (ctx.clientCipher && this.o.trust.check(ctx.clientCipher, 'cipher', ctx.now).revoked === true) {
+      throw new OsciError('ERR_CERT_REVOKED', 'CipherCertificateOriginator is revoked', { feedback: '9502' });
+    }
     try {
       switch (msg.type) {
         case 'initDialog':

@@ -99,6 +99,10 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
       if (opts.keepLocked && (err.code === 'ERR_DECRYPT' || err.code === 'ERR_TRANSPORT_KEY_UNKNOWN')) {
         return { soap: outerSoap, transport: { encrypted: true, locked: { code: err.code, message: err.message } }, attachments: [], dispose };
       }
+      // A refused transport algorithm or key (CBC, rsa-1_5, short RSA) means the order cannot be decrypted: 9202, not 9601.
+      if (err.code === 'ERR_ALG_NOT_ALLOWED' || err.code === 'ERR_ALG_UNSUPPORTED' || err.code === 'ERR_KEY_TOO_SMALL') {
+        throw new OsciError(err.code, err.message, { cause: err, feedback: '9202' });
+      }
       throw err;
     }
     await spill.remove(payload.path);

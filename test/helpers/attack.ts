@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { OsciClient } from '../../adapters/osci/client.ts';
+import type { CryptoPolicy } from '../../crypto/algorithms.ts';
 import { signXml, type SignReference } from '../../crypto/dsig.ts';
 import type { Document, Element } from '../../crypto/xml.ts';
 import { resolveConfig, type ServerConfig } from '../../gateway/config.ts';
@@ -194,7 +195,7 @@ export const newMessageId = () => randomBytes(24).toString('base64');
 export async function storeDeliveryOrder(
   from: TestIdentity,
   to: TestIdentity,
-  o: { messageId?: string; subject?: string; text?: string; attachments?: Array<{ contentId: string; data: Buffer }>; tmpDir?: string } = {},
+  o: { messageId?: string; subject?: string; text?: string; attachments?: Array<{ contentId: string; data: Buffer }>; tmpDir?: string; policy?: CryptoPolicy } = {},
 ): Promise<{ message: OsciMessageOf<'storeDelivery'>; sealed: SealedContent; attachments: CraftAttachment[] }> {
   const sealed = await sealContent({
     author: from.signature,
@@ -204,6 +205,7 @@ export async function storeDeliveryOrder(
       ...(o.attachments ?? []).map((a) => ({ attachment: { contentId: a.contentId, size: a.data.length, open: () => Readable.from([a.data]) } })),
     ],
     ...(o.tmpDir ? { tmpDir: o.tmpDir } : {}),
+    ...(o.policy ? { policy: o.policy } : {}),
   });
   const attachments: CraftAttachment[] = [];
   for (const a of sealed.attachments) {
@@ -243,7 +245,7 @@ export interface CraftOptions {
   references?: (signedIds: string[], attachments: CraftAttachment[], doc: Document) => SignReference[];
   signatureAlgorithm?: string;
   digestAlgorithm?: string;
-  policy?: Parameters<typeof signXml>[2]['policy'];
+  policy?: CryptoPolicy;
   /** Edits the DOM before it is signed (a malformed order the builder would refuse, signed correctly). */
   prepare?: (doc: Document) => void;
   /** Edits the signed DOM before serialisation. */
