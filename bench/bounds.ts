@@ -70,10 +70,10 @@ async function rsaParallel(key: KeyObject, threads: number, seconds: number): Pr
   }
 }
 
-export async function measureBounds(opts: { quick: boolean; rsaKey?: KeyObject; rsaBits?: number }): Promise<Bounds> {
+export async function measureBounds(opts: { quick: boolean; rsaKey?: KeyObject; rsaBits?: number; seconds?: number }): Promise<Bounds> {
   const bits = opts.rsaBits ?? 3072;
   const key = opts.rsaKey ?? generateKeyPairSync('rsa', { modulusLength: bits }).privateKey;
-  const secs = opts.quick ? 0.5 : 3;
+  const secs = opts.seconds ?? (opts.quick ? 0.5 : 3);
   const cores = availableParallelism();
   const m0 = machineCpu();
   const p0 = cpuStallSeconds();

@@ -252,7 +252,7 @@ if (run('workers')) {
   );
 }
 
-const boundsEnd = await measureBounds({ quick, rsaKey: key });
+const boundsEnd = await measureBounds({ quick, rsaKey: key, seconds: quick ? 0.3 : 2 });
 describeBounds(boundsEnd, 'end');
 const bounds = mergeBounds([boundsStart, boundsEnd]);
 const serverBound = bounds.rsa_private_ops_per_s / SERVER_PRIVATE_OPS_PER_REQUEST;
