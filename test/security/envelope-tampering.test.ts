@@ -6,13 +6,12 @@
  * either fails with a typed error or decodes to exactly the original.
  */
 import { expect } from 'chai';
-import { createHash, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { DECRYPT_FAILED } from '../../crypto/aesgcm.ts';
-import { createCertificate } from '../../crypto/devpki.ts';
 import { signXml, type SignReference } from '../../crypto/dsig.ts';
 import { encryptBinary } from '../../crypto/xenc.ts';
 import { parseXml, serializeXml } from '../../crypto/xml.ts';
@@ -31,31 +30,10 @@ import { certificate } from '../../protocol/messages/certificates.ts';
 import type { OsciMessage } from '../../protocol/model.ts';
 import { buildSoap } from '../../protocol/soap-build.ts';
 import { CryptoError } from '../../crypto/errors.ts';
+import { readAll, selfSignedIdentity, type Identity } from '../helpers/keys.ts';
 
-interface Identity {
-  key: KeyObject;
-  cert: X509Certificate;
-}
-
-function identity(cn: string): Identity {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 3072 });
-  const day = 86_400_000;
-  const cert = createCertificate({
-    subject: { CN: cn, O: 'Amtsbote tampering test' },
-    publicKey,
-    signingKey: privateKey,
-    notBefore: new Date(Date.now() - day),
-    notAfter: new Date(Date.now() + 30 * day),
-    keyUsage: ['digitalSignature', 'keyEncipherment', 'dataEncipherment'],
-  });
-  return { key: privateKey, cert };
-}
-
-async function bytes(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
+const identity = (cn: string): Identity => selfSignedIdentity(cn, 'Amtsbote tampering test');
+const bytes = readAll;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 async function code(p: Promise<DecodedMessage>): Promise<string> {

@@ -4,13 +4,12 @@
  * files, and sealContent → openContent (§5) with several readers.
  */
 import { expect } from 'chai';
-import { createHash, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ALIASES } from '../../crypto/algorithms.ts';
-import { createCertificate } from '../../crypto/devpki.ts';
 import { decryptEncryptedData } from '../../crypto/xenc.ts';
 import { parseXml } from '../../crypto/xml.ts';
 import {
@@ -31,31 +30,10 @@ import { soapPartHeaders, writeMultipartBuffer } from '../../protocol/mime.ts';
 import { buildSoap } from '../../protocol/soap-build.ts';
 import type { Certificate, Inspection, MessageType, OsciMessage, ProcessCardBundle } from '../../protocol/model.ts';
 import { OSCI_NS } from '../../protocol/namespaces.ts';
+import { readAll, selfSignedIdentity, type Identity } from '../helpers/keys.ts';
 
-interface Identity {
-  key: KeyObject;
-  cert: X509Certificate;
-}
-
-function identity(cn: string): Identity {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 3072 });
-  const day = 86_400_000;
-  const cert = createCertificate({
-    subject: { CN: cn, O: 'Amtsbote envelope test' },
-    publicKey,
-    signingKey: privateKey,
-    notBefore: new Date(Date.now() - day),
-    notAfter: new Date(Date.now() + 30 * day),
-    keyUsage: ['digitalSignature', 'keyEncipherment', 'dataEncipherment'],
-  });
-  return { key: privateKey, cert };
-}
-
-async function bytes(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
+const identity = (cn: string): Identity => selfSignedIdentity(cn, 'Amtsbote envelope test');
+const bytes = readAll;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
