@@ -1,9 +1,10 @@
 /**
  * Decoding an OSCI message as received (osci-protocol.md §4–6, §11), server side (a client's order) and client
  * side (a supplier's response):
- *   1. outer MIME entity: SOAP part in memory, every other part streamed to a temporary file;
- *   2. transport encryption (§5): `osci_enc` decrypted streaming into a second temporary file, the GCM tag
- *      verified before a single plaintext byte is parsed, then the inner MIME entity parsed from that file;
+ *   1. outer MIME entity: SOAP part in memory, every other part kept in memory while the message's budget
+ *      (spill.ts, 4 MiB) lasts and streamed to a temporary file beyond it, so small messages create no file;
+ *   2. transport encryption (§5): `osci_enc` decrypted streaming into a second such body, the GCM tag
+ *      verified before a single plaintext byte is parsed, then the inner MIME entity parsed from it;
  *   3. Client/SupplierSignature (§6) verified with the key trustSigner returns, coverage of every read element and
  *      every attachment enforced, the model parsed again from the verified elements only.
  * Every rejection is an OsciError carrying a code of protocol/errors.ts; temporary files are removed on failure.
@@ -51,19 +52,19 @@ function mimeLimits(l: DecodeLimits | undefined): Partial<MimeLimits> {
   return out;
 }
 
-function toAttachments(parts: readonly SpilledPart[], spill: Spill): DecodedAttachment[] {
+function toAttachments(parts: readonly SpilledPart[]): DecodedAttachment[] {
   return parts.map((p) => ({
     contentId: p.contentId,
     size: p.size,
     sha256: p.sha256,
     ...(p.contentType !== undefined ? { contentType: p.contentType } : {}),
-    open: () => spill.reader(p.path),
+    open: () => p.body.open(),
   }));
 }
 
 /** Steps 1 and 2: MIME and transport decryption. */
 export async function openMessage(body: Readable | Buffer, opts: OpenOptions): Promise<OpenedMessage> {
-  const spill = await Spill.create(opts.tmpDir);
+  const spill = Spill.lazy(opts.tmpDir);
   const dispose = () => spill.dispose();
   try {
     const limits = mimeLimits(opts.limits);
@@ -74,7 +75,7 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
       if (opts.requireTransportEncryption) {
         throw new OsciError('ERR_SOAP_MALFORMED', 'transport encryption (soapMessageEncrypted) is required');
       }
-      return { soap: outerSoap, transport: { encrypted: false }, attachments: toAttachments(outer.parts, spill), dispose };
+      return { soap: outerSoap, transport: { encrypted: false }, attachments: toAttachments(outer.parts), dispose };
     }
 
     // §5: exactly the SOAP part and the encrypted payload it references.
@@ -83,18 +84,18 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
     if (outer.parts.length !== 1 || !payload || payload.contentId !== cid) {
       throw new OsciError('ERR_MIME_MALFORMED', `a transport-encrypted message holds exactly one further part, cid:${cid}`);
     }
-    const plainPath = spill.path('plain');
+    const plain = spill.sink('plain');
     let recipient: X509Certificate | undefined;
     try {
       ({ recipient } = await decryptTransportPayload(
         outerSoap,
-        (c) => (c === cid ? spill.reader(payload.path) : undefined),
+        (c) => (c === cid ? payload.body.open() : undefined),
         opts.transportKeys,
-        spill.writer(plainPath),
+        plain,
         opts.policy ?? DEFAULT_POLICY,
       ));
     } catch (e) {
-      await spill.remove(plainPath); // unauthenticated bytes: never read
+      await plain.drop(); // unauthenticated bytes: never read
       const err = toOsciError(e);
       if (opts.keepLocked && (err.code === 'ERR_DECRYPT' || err.code === 'ERR_TRANSPORT_KEY_UNKNOWN')) {
         return { soap: outerSoap, transport: { encrypted: true, locked: { code: err.code, message: err.message } }, attachments: [], dispose };
@@ -105,16 +106,16 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
       }
       throw err;
     }
-    await spill.remove(payload.path);
+    await payload.body.drop();
     // The tag verified: the plaintext is the inner MIME entity with its own headers (§5, §11).
-    const inner = await parseSpilled(spill.reader(plainPath), spill, { limits });
-    await spill.remove(plainPath);
+    const inner = await parseSpilled(plain.open(), spill, { limits });
+    await plain.drop();
     const soap = parseSoap(inner.root);
     if (soap.type === 'soapMessageEncrypted') throw new OsciError('ERR_SOAP_MALFORMED', 'nested transport encryption');
     return {
       soap,
       transport: recipient ? { encrypted: true, recipient } : { encrypted: true },
-      attachments: toAttachments(inner.parts, spill),
+      attachments: toAttachments(inner.parts),
       dispose,
     };
   } catch (e) {

@@ -1,11 +1,12 @@
 /**
  * An OSCI MIME message (osci-protocol.md §4, §11) parsed with the SOAP root part in memory and every other
- * part streamed to a temporary file, so memory stays bounded whatever the attachment sizes.
+ * part into a {@link SpillSink}: in memory within the message's budget, else streamed to a temporary file, so
+ * memory stays bounded whatever the attachment sizes.
  */
 import type { Readable } from 'node:stream';
 import { OsciError } from '../errors.ts';
 import { parseMultipart, type MimeLimits, type ParsedMultipart } from '../mime.ts';
-import type { Spill } from './spill.ts';
+import type { Spill, SpillSink } from './spill.ts';
 
 export interface SpilledPart {
   /** Content-ID without angle brackets (what `cid:` names). */
@@ -14,7 +15,8 @@ export interface SpilledPart {
   /** Raw body bytes as transmitted (what a ClientSignature `cid:` digest covers, §6). */
   size: number;
   sha256: Buffer;
-  path: string;
+  /** The body, in memory or in a temporary file: `body.open()` reads it, `body.drop()` frees it. */
+  body: SpillSink;
 }
 
 export interface SpilledMultipart {
@@ -32,7 +34,7 @@ export interface SpillParseOptions {
 }
 
 export async function parseSpilled(source: Readable | AsyncIterable<Buffer>, spill: Spill, opts: SpillParseOptions): Promise<SpilledMultipart> {
-  const paths = new Map<number, string>();
+  const sinks = new Map<number, SpillSink>();
   const multipart = await parseMultipart(source, {
     ...(opts.contentType !== undefined ? { contentType: opts.contentType } : {}),
     ...(opts.limits ? { limits: opts.limits } : {}),
@@ -40,9 +42,9 @@ export async function parseSpilled(source: Readable | AsyncIterable<Buffer>, spi
     contentLengthCheck: 'except-root',
     sink: (part) => {
       if (part.isRoot) return null;
-      const path = spill.path('part');
-      paths.set(part.index, path);
-      return spill.writer(path);
+      const sink = spill.sink('part');
+      sinks.set(part.index, sink);
+      return sink;
     },
   });
   const rootPart = multipart.parts[multipart.root];
@@ -53,8 +55,8 @@ export async function parseSpilled(source: Readable | AsyncIterable<Buffer>, spi
   const parts: SpilledPart[] = [];
   for (const p of multipart.parts) {
     if (p.isRoot) continue;
-    const path = paths.get(p.index);
-    if (path === undefined) throw new OsciError('ERR_INTERNAL', 'a MIME part was not spilled');
+    const body = sinks.get(p.index);
+    if (body === undefined) throw new OsciError('ERR_INTERNAL', 'a MIME part was not spilled');
     // An attachment is reachable only through `cid:` (§4): a part without Content-ID cannot be referenced or signed.
     if (p.contentId === undefined) throw new OsciError('ERR_MIME_MALFORMED', `MIME part ${p.index + 1} has no Content-ID`);
     parts.push({
@@ -62,7 +64,7 @@ export async function parseSpilled(source: Readable | AsyncIterable<Buffer>, spi
       ...(p.contentType !== undefined ? { contentType: p.contentType } : {}),
       size: p.size,
       sha256: p.sha256,
-      path,
+      body,
     });
   }
   return { root: rootPart.body, parts, multipart };
