@@ -146,6 +146,10 @@ export class PgStore implements Store {
     this.pool = new pg.Pool({ connectionString: opts.connectionString, max: opts.maxConnections ?? 10 });
     // An idle client losing its connection must not crash the process; the next query reports it.
     this.pool.on('error', () => undefined);
+    // Nor a checked-out one: pg-pool removes its listener on checkout, and a connection lost between two queries
+    // (PostgreSQL restarted while a writer holds its transaction) would be an uncaught 'error' ending the process.
+    // The next query on that client fails instead, and it is released as broken.
+    this.pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
   /** Table name qualified with the schema. */
