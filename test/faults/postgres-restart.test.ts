@@ -12,6 +12,7 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { OsciError } from '../../protocol/errors.ts';
@@ -135,7 +136,7 @@ describe('fault: PostgreSQL restarted under load', function () {
     // Its connection died between two queries: a typed store failure for it, not an uncaught error ending the process.
     let heldError: unknown;
     try {
-      await held.addPart({ contentId: 'late.pdf', contentType: 'application/pdf' }, [Buffer.from('late')]);
+      await held.addPart({ contentId: 'late.pdf', contentType: 'application/pdf' }, Readable.from([Buffer.from('late')]));
     } catch (e) {
       heldError = e;
     }
