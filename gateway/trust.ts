@@ -4,10 +4,10 @@
  * a participant in the store, or chains to a configured anchor. Every certificate of a message gets an
  * Inspection entry for the process card (osci-protocol.md §7, §10).
  */
-import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createHash, X509Certificate } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { certificateSha256Hex, loadCertificates } from '../crypto/keys.ts';
-import { checkCertificate, type CertUsage } from '../crypto/x509.ts';
+import { checkCertificate, type CertificateCheck, type CertUsage } from '../crypto/x509.ts';
 import { withPolicy, type CryptoPolicy } from '../crypto/algorithms.ts';
 import { OsciError } from '../protocol/errors.ts';
 import type { Inspection } from '../protocol/processcard.ts';
@@ -20,8 +20,33 @@ export interface TrustConfig {
   minRsaBits: number;
 }
 
+/** How long a check result is reused (the CRL files are still compared by stat on every check). */
+export const CHECK_CACHE_TTL_MS = 60_000;
+const CHECK_CACHE_MAX = 1000;
+
+interface CachedCheck {
+  result: CertificateCheck;
+  /** CRL file state the result was computed with. */
+  crlState: string;
+  at: number;
+  expires: number;
+}
+
+/** True when some certificate of the path starts or ends its validity between `a` and `b` (either order). */
+function validityBoundaryBetween(path: readonly X509Certificate[], a: number, b: number): boolean {
+  const lo = Math.min(a, b);
+  const hi = Math.max(a, b);
+  return path.some((c) => {
+    const from = Date.parse(c.validFrom);
+    const to = Date.parse(c.validTo);
+    return (from > lo && from <= hi) || (to >= lo && to < hi);
+  });
+}
+
 export class Trust {
   readonly policy: CryptoPolicy;
+  private readonly checks = new Map<string, CachedCheck>();
+  private crlCache: { state: string; data: Buffer[] } | undefined;
   constructor(
     private readonly store: Store,
     private readonly cfg: TrustConfig,
@@ -33,8 +58,23 @@ export class Trust {
     return files.flatMap((f) => loadCertificates(f));
   }
 
-  /** CRLs are re-read per check so that a revocation by the admin CLI is picked up without a restart. */
-  private crls(): Buffer[] {
+  /** Inode, size and mtime of every CRL file: a revocation by the admin CLI changes it, no restart needed. */
+  private crlState(): string {
+    return this.cfg.crlFiles
+      .map((f) => {
+        try {
+          const s = statSync(f, { bigint: true });
+          return `${s.ino}:${s.size}:${s.mtimeNs}`;
+        } catch {
+          return '-';
+        }
+      })
+      .join('|');
+  }
+
+  /** The CRL files' contents, re-read only when {@link crlState} changed. */
+  private crls(state: string): Buffer[] {
+    if (this.crlCache?.state === state) return this.crlCache.data;
     const out: Buffer[] = [];
     for (const f of this.cfg.crlFiles) {
       try {
@@ -43,11 +83,29 @@ export class Trust {
         // A missing CRL leaves OnlineResult absent (indeterminate), it does not block.
       }
     }
+    this.crlCache = { state, data: out };
     return out;
   }
 
-  check(cert: X509Certificate, usage: CertUsage, at = new Date()) {
-    return checkCertificate(cert, { usage, anchors: this.cfg.anchors, at, crls: this.crls(), policy: this.policy });
+  /**
+   * Chain, validity, usage and CRL check. The result is reused for the same certificate and usage for up to
+   * {@link CHECK_CACHE_TTL_MS}, unless a CRL file changed or a certificate of the path starts or ends its
+   * validity between the cached and the requested time.
+   */
+  check(cert: X509Certificate, usage: CertUsage, at = new Date()): CertificateCheck {
+    const crlState = this.crlState();
+    const key = `${usage}:${createHash('sha256').update(cert.raw).digest('hex')}`;
+    const now = Date.now();
+    const t = at.getTime();
+    const hit = this.checks.get(key);
+    if (hit && hit.crlState === crlState && hit.expires > now && !validityBoundaryBetween(hit.result.path, hit.at, t)) return hit.result;
+    const result = checkCertificate(cert, { usage, anchors: this.cfg.anchors, at, crls: this.crls(crlState), policy: this.policy });
+    if (this.checks.size >= CHECK_CACHE_MAX) {
+      for (const [k, v] of this.checks) if (v.expires <= now) this.checks.delete(k);
+      if (this.checks.size >= CHECK_CACHE_MAX) this.checks.clear();
+    }
+    this.checks.set(key, { result, crlState, at: t, expires: now + CHECK_CACHE_TTL_MS });
+    return result;
   }
 
   /** The registered record of a certificate, if any (by SHA-256 of its DER). */
@@ -91,10 +149,21 @@ export class Trust {
   }
 }
 
+const certCache = new Map<string, X509Certificate>();
+const CERT_CACHE_MAX = 1000;
+
+/** Parses a certificate of a message; the same DER seen again (every request of a client) is parsed once. */
 export function derToCert(der: Buffer): X509Certificate {
+  const key = der.toString('base64');
+  const hit = certCache.get(key);
+  if (hit) return hit;
+  let cert: X509Certificate;
   try {
-    return new X509Certificate(der);
+    cert = new X509Certificate(der);
   } catch (e) {
     throw new OsciError('ERR_KEY_INVALID', 'unreadable certificate in message', { cause: e });
   }
+  if (certCache.size >= CERT_CACHE_MAX) certCache.clear();
+  certCache.set(key, cert);
+  return cert;
 }
