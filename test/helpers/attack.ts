@@ -17,7 +17,7 @@ import type { CryptoPolicy } from '../../crypto/algorithms.ts';
 import { signXml, type SignReference } from '../../crypto/dsig.ts';
 import type { Document, Element } from '../../crypto/xml.ts';
 import { resolveConfig, type ServerConfig } from '../../gateway/config.ts';
-import { createLogger, silentLogger } from '../../gateway/log.ts';
+import { createLogger, silentLogger, type Logger } from '../../gateway/log.ts';
 import { startServer, type RunningServer } from '../../gateway/server.ts';
 import { clientNext } from '../../protocol/dialog.ts';
 import { decodeMessage, encryptTransport, sealContent, withSignerCertificate, type SealedContent } from '../../protocol/envelope/index.ts';
@@ -41,7 +41,7 @@ export interface AttackServer {
 }
 
 /** The intermediary in this process on a fresh data folder (SQLite) or a fresh PostgreSQL schema. */
-export async function startAttackServer(opts: { backend?: 'sqlite' | 'postgres'; config?: Partial<ServerConfig> } = {}): Promise<AttackServer> {
+export async function startAttackServer(opts: { backend?: 'sqlite' | 'postgres'; config?: Partial<ServerConfig>; log?: Logger } = {}): Promise<AttackServer> {
   const pki = await testPki();
   const tmp = mkdtempSync(join(tmpdir(), 'amtsbote-attack-'));
   const dataDir = join(tmp, 'data');
@@ -58,7 +58,7 @@ export async function startAttackServer(opts: { backend?: 'sqlite' | 'postgres';
     opts.config,
   );
   const level = process.env.AMTSBOTE_TEST_LOG;
-  const server = await startServer(cfg, { log: level ? createLogger({ level }) : silentLogger });
+  const server = await startServer(cfg, { log: opts.log ?? (level ? createLogger({ level }) : silentLogger) });
   return {
     server,
     tmp,
