@@ -122,11 +122,17 @@ export interface LiveIdentityOptions {
   onReload?: (identity: Identity) => void;
   /** Called when a changed folder could not be loaded; the previous keys stay in use. */
   onError?: (err: unknown) => void;
+  /** The folder is compared at most this often (default {@link IDENTITY_CHECK_INTERVAL_MS}; 0: every access). */
+  checkIntervalMs?: number;
 }
 
+/** How often a live identity looks at its folder: a rotation is taken within this time. */
+export const IDENTITY_CHECK_INTERVAL_MS = 2000;
+
 /**
- * An identity that follows its folder: every access to `signature`/`ciphers` compares the folder's files
- * (a directory listing and a few stat calls) and re-loads them when they changed or an overlap ended. A
+ * An identity that follows its folder: an access to `signature`/`ciphers` compares the folder's files (a
+ * directory listing and a few stat calls, at most every `checkIntervalMs`) and re-loads them when they changed
+ * or an overlap ended. A
  * half-written rotation (key and certificate not matching yet) is not taken: the previous keys stay in use
  * and the next change is tried again. Each process (also every cluster worker) follows the folder itself,
  * so no signal or restart is needed after `amtsbote certs rotate`.
@@ -135,7 +141,17 @@ export function liveIdentityDir(dir: string, opts: LiveIdentityOptions = {}): Id
   let current = loadIdentityDir(dir);
   let state = folderState(dir);
   let nextRetirement = nextRetirementAfter(dir, Date.now());
+  const interval = opts.checkIntervalMs ?? IDENTITY_CHECK_INTERVAL_MS;
+  let checked = Date.now();
+  let stamp = dirStamp(dir);
   const refresh = (): Identity => {
+    const t = Date.now();
+    // Between full comparisons one stat of the folder itself: a rotation adds and renames files, which
+    // changes its mtime, so it is still taken at once; an in-place rewrite waits for the next full check.
+    const st = dirStamp(dir);
+    if (interval > 0 && t - checked < interval && t < nextRetirement && st === stamp) return current;
+    checked = t;
+    stamp = st;
     let s: string;
     try {
       s = folderState(dir);
@@ -163,6 +179,15 @@ export function liveIdentityDir(dir: string, opts: LiveIdentityOptions = {}): Id
       return refresh().ciphers;
     },
   };
+}
+
+function dirStamp(dir: string): string {
+  try {
+    const s = statSync(dir, { bigint: true });
+    return `${s.ino}:${s.mtimeNs}`;
+  } catch {
+    return 'gone';
+  }
 }
 
 function nextRetirementAfter(dir: string, now: number): number {

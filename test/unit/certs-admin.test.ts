@@ -194,7 +194,7 @@ describe('gateway/certs-admin', function () {
       const folder = join(env.dir, 'intermediary');
       const errors: unknown[] = [];
       let reloads = 0;
-      const live = liveIdentityDir(folder, { onError: (e) => errors.push(e), onReload: () => reloads++ });
+      const live = liveIdentityDir(folder, { onError: (e) => errors.push(e), onReload: () => reloads++, checkIntervalMs: 0 });
       const before = certificateSha256Hex(live.ciphers[0]!.cert);
       const r = await rotateCertificate(env.ctx, { identity: 'intermediary', usage: 'cipher', overlapDays: 1, bits: 2048 });
       expect(r.store).to.equal('not-a-mailbox');
