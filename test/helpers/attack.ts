@@ -115,12 +115,17 @@ export async function post(url: string, wire: Wire | Buffer, contentType?: strin
 }
 
 /** Decodes an answer as `who` would: transport-decrypted with its cipher key, SupplierSignature pinned to the server's. */
-export async function readAnswer(srv: AttackServer, ans: HttpAnswer, who?: TestIdentity): Promise<OsciMessage> {
-  const pinned = srv.server.identity.signature.cert;
+export function readAnswer(srv: AttackServer, ans: HttpAnswer, who?: TestIdentity): Promise<OsciMessage> {
+  return decodeAnswer(ans, { pinned: srv.server.identity.signature.cert, tmpDir: srv.tmp, ...(who ? { who } : {}) });
+}
+
+/** readAnswer for a server that is not in this process: `pinned` is its signature certificate. */
+export async function decodeAnswer(ans: HttpAnswer, o: { pinned: X509Certificate; tmpDir: string; who?: TestIdentity }): Promise<OsciMessage> {
+  const { pinned, who } = o;
   const d = await decodeMessage(ans.body, {
     ...(ans.contentType !== undefined ? { contentType: ans.contentType } : {}),
     transportKeys: who ? [{ key: who.cipher.key, cert: who.cipher.cert }] : [],
-    tmpDir: srv.tmp,
+    tmpDir: o.tmpDir,
     signature: 'optional',
     trustSigner: async (carried) => {
       if (!carried || carried.fingerprint256 !== pinned.fingerprint256) throw new Error('answer not signed by the intermediary');
