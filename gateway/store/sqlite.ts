@@ -526,18 +526,20 @@ class SqliteWriter implements MessageWriter {
     const m = checkMessageInput(meta, card);
     this.enter();
     const dirName = this.store.payloads.dirNameFor(this.messageId);
+    // Without parts there is nothing to install: the (unique) name is recorded, no folder made or fsynced.
+    const withFiles = this.tmpFiles.length > 0;
     try {
-      await this.store.payloads.install(dirName, this.tmpFiles);
+      if (withFiles) await this.store.payloads.install(dirName, this.tmpFiles);
       this.store.commitRows(this.messageId, dirName, this.issuedTo, m, this.parts);
     } catch (err) {
       this.state = 'failed';
-      await this.store.payloads.settle(dirName, true).catch(() => undefined);
+      if (withFiles) await this.store.payloads.settle(dirName, true).catch(() => undefined);
       await this.abort().catch(() => undefined);
       throw storeFailure(err);
     }
     this.tmpFiles.length = 0;
     this.state = 'done';
-    await this.store.payloads.settle(dirName, false);
+    if (withFiles) await this.store.payloads.settle(dirName, false);
     this.release();
     const stored = await this.store.getMessage(this.messageId);
     if (stored === undefined) throw storeFailure(new Error('committed message not readable'));
