@@ -249,6 +249,14 @@ function openTag(el: Element): string {
  */
 function reparseVerified(soap: ParsedSoap, verified: ReadonlySet<Element>): ParsedSoap {
   const env = soap.doc.documentElement as Element;
+  // Every header block and Body verified (or the signature block): the new document would hold exactly what
+  // `soap` was read from, so the parse at hand is reused instead of a third parse of the same XML.
+  const covered = childElements(env).every((child) =>
+    child.namespaceURI === SOAP_NS && child.localName === 'Header'
+      ? childElements(child).every((block) => block === soap.signatureBlock || verified.has(block))
+      : verified.has(child),
+  );
+  if (covered) return soap;
   let xml = openTag(env);
   for (const child of childElements(env)) {
     if (child.namespaceURI === SOAP_NS && child.localName === 'Header') {
