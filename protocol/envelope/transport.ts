@@ -103,8 +103,7 @@ function namedKeys(ed: Element): Buffer[] {
       for (const data of childElements(eki, NS.ds, 'X509Data')) {
         for (const c of childElements(data, NS.ds, 'X509Certificate')) {
           try {
-            const cert = new X509Certificate(Buffer.from(strictText(c, 'ERR_ENC_STRUCTURE').replace(/\s+/g, ''), 'base64'));
-            out.push(cert.publicKey.export({ type: 'spki', format: 'der' }));
+            out.push(spkiOfCertificateText(strictText(c, 'ERR_ENC_STRUCTURE').replace(/\s+/g, '')));
           } catch {
             // an unreadable hint names nothing we hold
           }
@@ -115,8 +114,28 @@ function namedKeys(ed: Element): Buffer[] {
   return out;
 }
 
+/** SPKI by certificate base64: a client sends the same certificate with every message (bounded cache). */
+const namedSpki = new Map<string, Buffer>();
+const NAMED_SPKI_MAX = 1000;
+
+function spkiOfCertificateText(b64: string): Buffer {
+  const hit = namedSpki.get(b64);
+  if (hit) return hit;
+  const spki = new X509Certificate(Buffer.from(b64, 'base64')).publicKey.export({ type: 'spki', format: 'der' });
+  if (namedSpki.size >= NAMED_SPKI_MAX) namedSpki.clear();
+  namedSpki.set(b64, spki);
+  return spki;
+}
+
+const ourSpki = new WeakMap<object, Buffer>();
+
 function spkiOf(k: TransportKey): Buffer {
-  return (k.cert ? k.cert.publicKey : createPublicKey(k.key)).export({ type: 'spki', format: 'der' });
+  const owner: object = k.cert ?? k.key;
+  const hit = ourSpki.get(owner);
+  if (hit) return hit;
+  const spki = (k.cert ? k.cert.publicKey : createPublicKey(k.key)).export({ type: 'spki', format: 'der' });
+  ourSpki.set(owner, spki);
+  return spki;
 }
 
 /**
