@@ -8,7 +8,6 @@ import { expect } from 'chai';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { canonicalize } from '../../crypto/c14n.ts';
 import { signXml } from '../../crypto/dsig.ts';
 import { parseXml, serializeXml, type Element } from '../../crypto/xml.ts';
