@@ -25,11 +25,10 @@ import { writeDeliveryFolder, type MessageMeta } from '../../adapters/inbox.ts';
 import { OsciClient } from '../../adapters/osci/client.ts';
 import { createCertificate } from '../../crypto/devpki.ts';
 import { buildAgent } from '../../gateway/cli/agent.ts';
-import { resolveConfig } from '../../gateway/config.ts';
 import { silentLogger } from '../../gateway/log.ts';
 import { startServer, type RunningServer } from '../../gateway/server.ts';
 import { sealContent } from '../../protocol/envelope/index.ts';
-import { testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
+import { devConfig, testIdentity, testLogger, testPki, type TestIdentity } from '../helpers/devpki.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const SECRET = 'e2e-dms-secret-0123456789abcdef';
@@ -145,10 +144,7 @@ describe('mailbox agent end to end: intermediary → hot folder, HTTP DMS, SMTP;
   before(async () => {
     const pki = await testPki();
     tmp = mkdtempSync(join(tmpdir(), 'amtsbote-e2e-adapters-'));
-    server = await startServer(
-      resolveConfig({ port: 0, dataDir: join(tmp, 'im'), identityDir: join(pki.dir, 'intermediary'), devPki: { enabled: true, dir: pki.dir, bits: 2048 }, logLevel: 'silent' }),
-      { log: silentLogger },
-    );
+    server = await startServer(devConfig(pki.dir, join(tmp, 'im')), { log: testLogger() });
     [ag, stadt] = await Promise.all([testIdentity('ag-lemgo'), testIdentity('stadt-lemgo')]);
 
     dmsServer = createServer((req, res) => {

@@ -17,12 +17,12 @@ import type { OsciClient } from '../../adapters/osci/client.ts';
 import { initDevPki, issueDevCertificate } from '../../crypto/devpki.ts';
 import { certificateSha256Hex, loadPrivateKey } from '../../crypto/keys.ts';
 import { OWN_PARTICIPANT } from '../../gateway/cert-expiry.ts';
-import { loadConfigFile, resolveConfig, type ServerConfig } from '../../gateway/config.ts';
+import { loadConfigFile, resolveConfig } from '../../gateway/config.ts';
 import { resolveAdminToken } from '../../gateway/http/admin.ts';
 import { silentLogger, type Logger } from '../../gateway/log.ts';
 import { startServer, type RunningServer } from '../../gateway/server.ts';
 import { sealContent } from '../../protocol/envelope/index.ts';
-import { testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
+import { devConfig, testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
 import { REPO_ROOT } from '../helpers/env.ts';
 import { devServerConfig, osciClient, startServerProcess, writeServerConfig } from '../helpers/server-process.ts';
 
@@ -50,9 +50,7 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   });
 }
 
-function baseConfig(pkiDir: string, dataDir: string, extra: Partial<ServerConfig> = {}): ServerConfig {
-  return resolveConfig({ port: 0, dataDir, identityDir: join(pkiDir, 'intermediary'), devPki: { enabled: true, dir: pkiDir, bits: 2048 }, logLevel: 'silent', ...extra });
-}
+const baseConfig = devConfig;
 
 /** A logger whose JSON lines are kept for assertions. */
 function capturingLogger(): { log: Logger; lines: () => Array<Record<string, unknown>> } {

@@ -15,13 +15,12 @@ import { OsciClient } from '../../adapters/osci/client.ts';
 import { initDevPki } from '../../crypto/devpki.ts';
 import { certificateSha256Hex, loadCertificate, loadPrivateKey } from '../../crypto/keys.ts';
 import { certificateInfo } from '../../crypto/x509.ts';
-import { resolveConfig } from '../../gateway/config.ts';
 import { loadIdentityDir } from '../../gateway/identity.ts';
-import { silentLogger } from '../../gateway/log.ts';
 import { startServer, type RunningServer } from '../../gateway/server.ts';
 import { Trust } from '../../gateway/trust.ts';
 import { sealContent } from '../../protocol/envelope/index.ts';
 import { REPO_ROOT, requireTool } from '../helpers/env.ts';
+import { devConfig, testLogger } from '../helpers/devpki.ts';
 
 const CLI = join(REPO_ROOT, 'bin', 'amtsbote.js');
 
@@ -50,8 +49,7 @@ describe('amtsbote certs (CLI)', function () {
     dir = join(root, 'certs-dev');
     data = join(root, 'data');
     await initDevPki(dir, { bits: 2048 });
-    const cfg = resolveConfig({ port: 0, dataDir: data, identityDir: join(dir, 'intermediary'), devPki: { enabled: true, dir, bits: 2048 }, logLevel: 'silent' });
-    server = await startServer(cfg, { log: silentLogger });
+    server = await startServer(devConfig(dir, data), { log: testLogger() });
   });
   after(async () => {
     await server?.stop();

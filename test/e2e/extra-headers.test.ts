@@ -18,10 +18,8 @@ import { certificate } from '../../protocol/messages/certificates.ts';
 import { soapPartHeaders, writeMultipartBuffer } from '../../protocol/mime.ts';
 import type { AcceptDelivery, OsciMessage, OsciMessageOf } from '../../protocol/model.ts';
 import { buildSoap } from '../../protocol/soap-build.ts';
-import { resolveConfig } from '../../gateway/config.ts';
-import { silentLogger } from '../../gateway/log.ts';
 import { startServer, type RunningServer } from '../../gateway/server.ts';
-import { testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
+import { devConfig, testIdentity, testLogger, testPki, type TestIdentity } from '../helpers/devpki.ts';
 import { startPassiveRecipient, type PassiveRecipientDouble } from '../helpers/passive-recipient.ts';
 import { requireTool } from '../helpers/env.ts';
 import { validateXsd } from '../helpers/xsd.ts';
@@ -64,14 +62,7 @@ describe('foreign SOAP header blocks relayed by the intermediary (MessageMetaDat
   before(async () => {
     const pki = await testPki();
     tmp = mkdtempSync(join(tmpdir(), 'amtsbote-extra-headers-'));
-    const cfg = resolveConfig({
-      port: 0,
-      dataDir: join(tmp, 'data'),
-      identityDir: join(pki.dir, 'intermediary'),
-      devPki: { enabled: true, dir: pki.dir, bits: 2048 },
-      logLevel: 'silent',
-    });
-    server = await startServer(cfg, { log: silentLogger });
+    server = await startServer(devConfig(pki.dir, join(tmp, 'data')), { log: testLogger() });
     [ag, stadt, kreis] = await Promise.all([testIdentity('ag-lemgo'), testIdentity('stadt-lemgo'), testIdentity('kreis-lippe')]);
     recipient = await startPassiveRecipient({
       identity: kreis,

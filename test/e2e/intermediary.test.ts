@@ -11,10 +11,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { OsciClient, type OsciDialog } from '../../adapters/osci/client.ts';
 import { openContent, sealContent } from '../../protocol/envelope/index.ts';
-import { resolveConfig } from '../../gateway/config.ts';
-import { createLogger, silentLogger } from '../../gateway/log.ts';
 import { startServer, type RunningServer } from '../../gateway/server.ts';
-import { testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
+import { devConfig, testIdentity, testLogger, testPki, type TestIdentity } from '../helpers/devpki.ts';
 import { pgAvailable, pgSchemaUrl, dropPgSchema } from '../helpers/pg.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -46,15 +44,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       const pki = await testPki();
       tmp = mkdtempSync(join(tmpdir(), `amtsbote-e2e-${backend}-`));
       pgUrl = backend === 'postgres' ? pgSchemaUrl() : undefined;
-      const cfg = resolveConfig({
-        port: 0,
-        dataDir: join(tmp, 'data'),
-        db: pgUrl,
-        identityDir: join(pki.dir, 'intermediary'),
-        devPki: { enabled: true, dir: pki.dir, bits: 2048 },
-        logLevel: 'silent',
-      });
-      server = await startServer(cfg, { log: process.env.AMTSBOTE_TEST_LOG ? createLogger({ level: process.env.AMTSBOTE_TEST_LOG }) : silentLogger });
+      server = await startServer(devConfig(pki.dir, join(tmp, 'data'), { db: pgUrl }), { log: testLogger() });
       [ag, stadt, kanzlei] = await Promise.all([testIdentity('ag-lemgo'), testIdentity('stadt-lemgo'), testIdentity('kanzlei-mustermann')]);
     });
     after(async () => {

@@ -17,8 +17,6 @@ import { OsciClient } from '../../adapters/osci/client.ts';
 import { postOsci } from '../../adapters/osci/post.ts';
 import { signXml } from '../../crypto/dsig.ts';
 import { serializeXml } from '../../crypto/xml.ts';
-import { resolveConfig } from '../../gateway/config.ts';
-import { createLogger, silentLogger } from '../../gateway/log.ts';
 import { resolvePassiveRecipient, sendAcceptDelivery } from '../../gateway/osci/passive.ts';
 import { startServer, type RunningServer } from '../../gateway/server.ts';
 import { newChallenge } from '../../protocol/dialog.ts';
@@ -29,7 +27,7 @@ import { writeMultipartBuffer, soapPartHeaders } from '../../protocol/mime.ts';
 import type { AcceptDelivery, Certificate, ProcessDelivery } from '../../protocol/model.ts';
 import { OSCI_NS } from '../../protocol/namespaces.ts';
 import { buildSoap } from '../../protocol/soap-build.ts';
-import { testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
+import { devConfig, testIdentity, testLogger, testPki, type TestIdentity } from '../helpers/devpki.ts';
 import { validateXsd } from '../helpers/xsd.ts';
 import { startPassiveRecipient, type PassiveRecipientDouble, type RecipientAnswer, type ReceivedDelivery } from '../helpers/passive-recipient.ts';
 
@@ -123,14 +121,7 @@ describe('passive recipients: forwardDelivery → acceptDelivery, mediateDeliver
   before(async () => {
     const pki = await testPki();
     tmp = mkdtempSync(join(tmpdir(), 'amtsbote-passive-'));
-    const cfg = resolveConfig({
-      port: 0,
-      dataDir: join(tmp, 'data'),
-      identityDir: join(pki.dir, 'intermediary'),
-      devPki: { enabled: true, dir: pki.dir, bits: 2048 },
-      logLevel: 'silent',
-    });
-    server = await startServer(cfg, { log: process.env.AMTSBOTE_TEST_LOG ? createLogger({ level: process.env.AMTSBOTE_TEST_LOG }) : silentLogger });
+    server = await startServer(devConfig(pki.dir, join(tmp, 'data')), { log: testLogger() });
     [ag, kreis, stadt, kanzlei] = await Promise.all([testIdentity('ag-lemgo'), testIdentity('kreis-lippe'), testIdentity('stadt-lemgo'), testIdentity('kanzlei-mustermann')]);
     const opts = { intermediarySignature: server.identity.signature.cert, tmpDir: tmp };
     recipient = await startPassiveRecipient({ ...opts, identity: kreis, answer: (d) => answer(d) });

@@ -12,13 +12,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { decodeMessage } from '../../protocol/envelope/index.ts';
 import type { OsciMessage } from '../../protocol/model.ts';
 import { craft, newMessageId, post, storeDeliveryOrder, type Wire } from '../helpers/attack.ts';
 import { testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
-import { dropPgSchema, pgAvailable, pgSchemaUrl, PG_URL } from '../helpers/pg.ts';
+import { dropPgSchema, pgAvailable, pgSchemaUrl, PG_URL, waitForSessionsGone } from '../helpers/pg.ts';
 import { devServerConfig, osciClient, startServerProcess, writeServerConfig, type ServerProcess } from '../helpers/server-process.ts';
 
 const N = 500;
@@ -97,22 +96,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       return d.message;
     }
 
-    /** Waits until PostgreSQL has ended (and rolled back) every session of the killed server. */
-    async function killedSessionsGone(): Promise<void> {
-      if (!appName) return;
-      const c = new pg.Client({ connectionString: PG_URL });
-      await c.connect();
-      try {
-        for (let i = 0; i < 1200; i++) {
-          const r = await c.query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1', [appName]);
-          if (r.rows[0]?.n === '0') return;
-          await sleep(50);
-        }
-        throw new Error('sessions of the killed server did not end');
-      } finally {
-        await c.end();
-      }
-    }
+    const killedSessionsGone = () => waitForSessionsGone(appName);
 
     /** Payload storage that no stored message owns. */
     async function orphans(): Promise<string[]> {

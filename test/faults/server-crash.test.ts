@@ -11,11 +11,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
 import { openContent, sealContent } from '../../protocol/envelope/index.ts';
 import { testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
-import { dropPgSchema, pgAvailable, pgSchemaUrl, PG_URL } from '../helpers/pg.ts';
+import { dropPgSchema, pgAvailable, pgSchemaUrl, waitForSessionsGone } from '../helpers/pg.ts';
 import { devServerConfig, osciClient, startServerProcess, writeServerConfig, type ServerProcess } from '../helpers/server-process.ts';
 
 const SENDERS = 8;
@@ -72,22 +70,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       if (tmp) rmSync(tmp, { recursive: true, force: true });
     });
 
-    /** Waits until PostgreSQL has ended (and rolled back) every session of the killed server. */
-    async function killedSessionsGone(): Promise<void> {
-      if (!appName) return;
-      const c = new pg.Client({ connectionString: PG_URL });
-      await c.connect();
-      try {
-        for (let i = 0; i < 1200; i++) {
-          const r = await c.query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1', [appName]);
-          if (r.rows[0]?.n === '0') return;
-          await sleep(50);
-        }
-        throw new Error('sessions of the killed server did not end');
-      } finally {
-        await c.end();
-      }
-    }
+    const killedSessionsGone = () => waitForSessionsGone(appName);
 
     for (const mode of MODES) it(`${mode.name}: every receipted message is fetchable exactly once after restart; nothing partial is visible`, async () => {
       const srv = await startServerProcess(configFile, { args: [...mode.args] });

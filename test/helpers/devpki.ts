@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { initDevPki, type DevPkiResult } from '../../crypto/devpki.ts';
 import { loadCertificate, loadPrivateKey } from '../../crypto/keys.ts';
 import type { KeyObject, X509Certificate } from 'node:crypto';
+import { resolveConfig, type ServerConfig } from '../../gateway/config.ts';
+import { createLogger, silentLogger, type Logger } from '../../gateway/log.ts';
 
 let pki: Promise<DevPkiResult> | undefined;
 
@@ -24,4 +26,14 @@ export async function testIdentity(id: string): Promise<TestIdentity> {
   const dir = join(r.dir, id);
   const pair = (u: string) => ({ key: loadPrivateKey(join(dir, `${u}.key.pem`)), cert: loadCertificate(join(dir, `${u}.cert.pem`)) });
   return { id, signature: pair('signature'), cipher: pair('cipher') };
+}
+
+/** An in-process server configuration on the test PKI: any free port, its own data folder, silent logs. */
+export function devConfig(pkiDir: string, dataDir: string, extra: Partial<ServerConfig> = {}): ServerConfig {
+  return resolveConfig({ port: 0, dataDir, identityDir: join(pkiDir, 'intermediary'), devPki: { enabled: true, dir: pkiDir, bits: 2048 }, logLevel: 'silent', ...extra });
+}
+
+/** Silent, unless AMTSBOTE_TEST_LOG names a level (debugging a failing e2e test). */
+export function testLogger(): Logger {
+  return process.env.AMTSBOTE_TEST_LOG ? createLogger({ level: process.env.AMTSBOTE_TEST_LOG }) : silentLogger;
 }

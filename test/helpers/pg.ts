@@ -38,3 +38,20 @@ export async function dropPgSchema(url: string): Promise<void> {
     await c.end();
   }
 }
+
+/** Waits until PostgreSQL has ended (and rolled back) every session of a killed server with this application_name. */
+export async function waitForSessionsGone(appName: string | undefined): Promise<void> {
+  if (!appName) return;
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  try {
+    for (let i = 0; i < 1200; i++) {
+      const r = await c.query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1', [appName]);
+      if (r.rows[0]?.n === '0') return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error('sessions of the killed server did not end');
+  } finally {
+    await c.end();
+  }
+}
