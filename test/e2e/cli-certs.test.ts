@@ -6,7 +6,8 @@
  * certificate; a revocation shows up as OnlineResult revoked in the server's InspectionReport.
  */
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { constants, privateDecrypt, publicEncrypt, randomBytes, type X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -143,8 +144,11 @@ describe('amtsbote certs (CLI)', function () {
     ]);
   });
 
-  it('rotates a mailbox cipher key: GET /directory/{id} lists both at once, the new one first', async () => {
+  it('rotates a mailbox cipher key: GET /directory/{id} lists both at once, the new one first; mail sealed before the rotation is not stranded', async () => {
     const old = certificateSha256Hex(loadCertificate(join(dir, 'stadt-lemgo', 'cipher.cert.pem')));
+    // In flight across the rotation: sealed for the old certificate, fetched after it.
+    const before = await deliver(server.identity.ciphers[0]!.cert, 'vor der Rotation');
+    expect(before.feedback[0]?.code).to.equal('0800');
     const r = admin('rotate', '--identity', 'stadt-lemgo', '--usage', 'cipher', '--bits', '2048', '--json');
     expect(r.code, r.err).to.equal(0);
     const rot = JSON.parse(r.out) as { current: { fingerprint: string }; store: string };
@@ -156,6 +160,17 @@ describe('amtsbote certs (CLI)', function () {
     expect(receipt.feedback[0]?.code).to.equal('0800');
     const check = admin('check');
     expect(check.code, check.out).to.equal(0);
+    // The mailbox fetches with the CLI: the old key kept in its folder opens what was sealed before the rotation.
+    const out = join(root, 'inbox-stadt');
+    // Asynchronously: the server runs in this very process.
+    const f = await promisify(execFile)(process.execPath, [CLI, 'fetch', '--server', server.url, '--as', 'stadt-lemgo', '--identity-root', dir, '--out', out, '--json'], {
+      encoding: 'utf8',
+      env: { ...process.env, AMTSBOTE_LOG_LEVEL: 'silent' },
+    });
+    const fetched = (JSON.parse(f.stdout) as { fetched: Array<{ messageId: string; verified: boolean }> }).fetched;
+    const ids = fetched.map((m) => m.messageId);
+    expect(ids).to.include.members([before.messageId, receipt.messageId]);
+    expect(fetched.every((m) => m.verified)).to.equal(true);
   });
 
   it('csr writes a PKCS#10 request OpenSSL verifies; install takes the certificate OpenSSL issued for it and refuses another', function () {
