@@ -14,6 +14,7 @@ import { createCertificate } from '../../crypto/devpki.ts';
 import { encodeMessage } from '../../protocol/envelope/index.ts';
 import type { ProcessCardBundle } from '../../protocol/model.ts';
 import { REPO_ROOT, requireShared, shared } from '../helpers/env.ts';
+import { CAPTURED_SENDERS } from '../helpers/reference.ts';
 
 const CLI = join(REPO_ROOT, 'bin', 'amtsbote.js');
 const PIN = { AMTSBOTE_TEST_PIN: '123456' };
@@ -53,17 +54,7 @@ const json = (r: { out: string; err: string }): Report => {
   }
 };
 
-const SENDER: Record<string, string> = {
-  '01_initDialog': 'alice',
-  '02_getMessageId': 'alice',
-  '03_storeDelivery': 'alice',
-  '04a_initDialog_bob': 'bob',
-  '04_fetchDelivery': 'bob',
-  '04z_exitDialog_bob': 'bob',
-  '05_fetchProcessCard': 'alice',
-  '05z_exitDialog_alice': 'alice',
-  '06_initDialog_noTransportEncryption': 'alice',
-};
+const SENDER = CAPTURED_SENDERS;
 
 describe('amtsbote osci inspect (CLI)', function () {
   this.timeout(120_000);

@@ -26,6 +26,7 @@ import type { OsciMessage } from '../../protocol/model.ts';
 import { parseSoap } from '../../protocol/soap-parse.ts';
 import { requireShared, requireTool, shared } from '../helpers/env.ts';
 import { validateXsd } from '../helpers/xsd.ts';
+import { CAPTURED_SENDERS } from '../helpers/reference.ts';
 
 const MSG = (f: string) => shared('osci-reference', 'messages', f);
 const CER = (f: string) => new X509Certificate(readFileSync(shared('osci-reference', 'certs', f)));
@@ -33,17 +34,7 @@ const P12 = (f: string) => loadPkcs12(shared('osci-reference', 'certs', f), '123
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** Sender (signature certificate) of each captured request (osci-reference/README.md). */
-const SENDER: Record<string, 'alice' | 'bob'> = {
-  '01_initDialog': 'alice',
-  '02_getMessageId': 'alice',
-  '03_storeDelivery': 'alice',
-  '04a_initDialog_bob': 'bob',
-  '04_fetchDelivery': 'bob',
-  '04z_exitDialog_bob': 'bob',
-  '05_fetchProcessCard': 'alice',
-  '05z_exitDialog_alice': 'alice',
-  '06_initDialog_noTransportEncryption': 'alice',
-};
+const SENDER = CAPTURED_SENDERS;
 
 async function collect(s: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -18,22 +18,13 @@ import { buildSoap } from '../../protocol/soap-build.ts';
 import { parseSoap } from '../../protocol/soap-parse.ts';
 import { requireShared, shared } from '../helpers/env.ts';
 import { firstMimePart } from '../helpers/xsd.ts';
+import { CAPTURED_TYPES } from '../helpers/reference.ts';
 
 const MESSAGES = shared('osci-reference', 'messages');
 const soapPart = (name: string) => firstMimePart(readFileSync(`${MESSAGES}/${name}.mime`));
 const cer = (name: string) => readFileSync(shared('osci-reference', 'certs', `${name}.cer`));
 
-const PLAIN_TYPES: Record<string, OsciMessage['type']> = {
-  '01_initDialog': 'initDialog',
-  '02_getMessageId': 'getMessageId',
-  '03_storeDelivery': 'storeDelivery',
-  '04a_initDialog_bob': 'initDialog',
-  '04_fetchDelivery': 'fetchDelivery',
-  '04z_exitDialog_bob': 'exitDialog',
-  '05_fetchProcessCard': 'fetchProcessCard',
-  '05z_exitDialog_alice': 'exitDialog',
-  '06_initDialog_noTransportEncryption': 'initDialog',
-};
+const PLAIN_TYPES: Record<string, OsciMessage['type']> = CAPTURED_TYPES;
 
 function as<T extends OsciMessage['type']>(m: OsciMessage, type: T): OsciMessageOf<T> {
   expect(m.type).to.equal(type);

@@ -6,26 +6,16 @@
 import { expect } from 'chai';
 import { readFileSync, readdirSync } from 'node:fs';
 import { TYPE_SPECS } from '../../protocol/messages/spec.ts';
-import type { RequestType } from '../../protocol/model.ts';
 import { buildSoap } from '../../protocol/soap-build.ts';
 import { parseSoap } from '../../protocol/soap-parse.ts';
 import { requireShared, requireTool, shared } from '../helpers/env.ts';
 import { firstMimePart, generateCatalog, validateXsd } from '../helpers/xsd.ts';
+import { CAPTURED_TYPES } from '../helpers/reference.ts';
 
 const MESSAGES = shared('osci-reference', 'messages');
 
 /** Type of each captured request (osci-reference/README.md "Captured messages"). */
-const CAPTURED: Record<string, RequestType> = {
-  '01_initDialog': 'initDialog',
-  '02_getMessageId': 'getMessageId',
-  '03_storeDelivery': 'storeDelivery',
-  '04a_initDialog_bob': 'initDialog',
-  '04_fetchDelivery': 'fetchDelivery',
-  '04z_exitDialog_bob': 'exitDialog',
-  '05_fetchProcessCard': 'fetchProcessCard',
-  '05z_exitDialog_alice': 'exitDialog',
-  '06_initDialog_noTransportEncryption': 'initDialog',
-};
+const CAPTURED = CAPTURED_TYPES;
 
 const soapPart = (file: string) => firstMimePart(readFileSync(`${MESSAGES}/${file}`));
 
