@@ -19,7 +19,7 @@ import { describeFailure, type DeliveryAdapter } from './delivery.ts';
 import type { HotFolderImport } from './hotfolder/import.ts';
 import { writeDeliveryFolder } from './inbox.ts';
 import type { OsciClient } from './osci/client.ts';
-import type { RetryPolicy } from './outbox/backoff.ts';
+import { backoffDelay, type RetryPolicy } from './outbox/backoff.ts';
 import type { JobStore, NewJob } from './outbox/types.ts';
 import { OutboxWorker, type JobOutcome } from './outbox/worker.ts';
 import { factsOf, type Router } from './routing.ts';
@@ -27,8 +27,14 @@ import { factsOf, type Router } from './routing.ts';
 export interface AgentMailbox {
   /** Mailbox (postbox) id, as routes name it. */
   id: string;
-  /** OSCI client signing as the mailbox owner. */
+  /** The intermediary it lives on (a name of the configuration, or the `server` URL), for logs and metrics. */
+  via: string;
+  /** OSCI client signing as the mailbox owner, pinned to that intermediary. */
   client: OsciClient;
+  /** Time between polls while the intermediary answers. */
+  pollIntervalMs: number;
+  /** The mailbox's routing view (configuration `mailboxes[].routes` / `defaultRoute`). */
+  routing?: { rules?: string[]; default?: string[] };
   /** The mailbox's cipher keys (several during rotation). */
   readerKeys: KeyObject[];
   /** Anchors for the authors' signature certificates (checked and recorded). */
@@ -41,6 +47,8 @@ export interface AgentHooks {
   afterFetch?(messageId: string, mailbox: string): Promise<void> | void;
   /** The message and its jobs are committed; the next request will acknowledge it. */
   afterCommit?(messageId: string, mailbox: string): Promise<void> | void;
+  /** After every poll of a mailbox (metrics): its report, how many polls in a row failed, when the next one is due. */
+  afterPoll?(report: PollReport, state: { failures: number; nextPollInMs: number; durationMs: number }): void;
 }
 
 export interface MailboxAgentOptions {
@@ -52,6 +60,8 @@ export interface MailboxAgentOptions {
   adapters: ReadonlyMap<string, DeliveryAdapter>;
   outgoing?: HotFolderImport;
   retry: RetryPolicy;
+  /** Upper bound of the back-off between polls of a mailbox whose intermediary fails (default 15 min). */
+  pollBackoffMaxMs?: number;
   log: Logger;
   hooks?: AgentHooks;
   now?: () => Date;
@@ -60,6 +70,7 @@ export interface MailboxAgentOptions {
 
 export interface PollReport {
   mailbox: string;
+  via: string;
   /** Newly stored and queued. */
   stored: string[];
   /** Fetched again although already stored (acknowledged now, not queued again). */
@@ -71,6 +82,8 @@ export class MailboxAgent {
   readonly spoolDir: string;
   readonly tmpDir: string;
   readonly worker: OutboxWorker;
+  /** Job outcomes of the deliveries run before acknowledgements (reported by runOnce). */
+  private ranDuringPolls: JobOutcome[] = [];
 
   constructor(private readonly o: MailboxAgentOptions) {
     this.spoolDir = join(resolve(o.dataDir), 'spool');
@@ -117,7 +130,7 @@ export class MailboxAgent {
 
   /** Fetches every waiting message of one mailbox in one explicit dialog. */
   async poll(mb: AgentMailbox): Promise<PollReport> {
-    const report: PollReport = { mailbox: mb.id, stored: [], duplicates: [] };
+    const report: PollReport = { mailbox: mb.id, via: mb.via, stored: [], duplicates: [] };
     const hooks = this.o.hooks;
     const dialog = await mb.client.openDialog();
     let clean = false;
@@ -147,7 +160,7 @@ export class MailboxAgent {
             now: this.now(),
             keepUnopenable: true,
             annotate: (meta) => {
-              const d = this.o.router.route(factsOf(mb.id, meta));
+              const d = this.o.router.route(factsOf(mb.id, meta), mb.routing);
               adapters = d.adapters;
               meta.route = { rule: d.rule, adapters: d.adapters };
             },
@@ -158,8 +171,17 @@ export class MailboxAgent {
           );
           if (!committed) report.duplicates.push(messageId);
           else report.stored.push(messageId);
-          this.o.log.info({ mailbox: mb.id, messageId, route: written.meta.route?.rule, adapters }, 'message stored and queued');
+          this.o.log.info({ mailbox: mb.id, via: mb.via, messageId, route: written.meta.route?.rule, adapters }, 'message stored and queued');
           await hooks?.afterCommit?.(messageId, mb.id);
+          // One delivery attempt before the acknowledgement, so staff normally have the message when the sender's
+          // process card shows its reception; a failed attempt is retried from the outbox (the message is durable here).
+          if (committed) {
+            const ran = await this.worker.runForMessage(messageId).catch((e: unknown) => {
+              this.o.log.error({ messageId, err: describeFailure(e) }, 'delivery run failed');
+              return [];
+            });
+            this.ranDuringPolls.push(...ran);
+          }
         } finally {
           await got.decoded.dispose();
         }
@@ -180,40 +202,63 @@ export class MailboxAgent {
     return report;
   }
 
+  /** Polls one mailbox; a dialog that cannot be opened (intermediary unreachable) is reported, not thrown. */
+  private async pollSafe(mb: AgentMailbox): Promise<PollReport> {
+    try {
+      return await this.poll(mb);
+    } catch (e) {
+      const error = describeFailure(e);
+      this.o.log.error({ mailbox: mb.id, via: mb.via, err: error }, 'cannot open a dialog');
+      return { mailbox: mb.id, via: mb.via, stored: [], duplicates: [], error };
+    }
+  }
+
   async pollAll(): Promise<PollReport[]> {
     const out: PollReport[] = [];
-    for (const mb of this.o.mailboxes) {
-      try {
-        out.push(await this.poll(mb));
-      } catch (e) {
-        // openDialog failed (intermediary unreachable): nothing was fetched.
-        const error = describeFailure(e);
-        this.o.log.error({ mailbox: mb.id, err: error }, 'cannot open a dialog');
-        out.push({ mailbox: mb.id, stored: [], duplicates: [], error });
-      }
-    }
+    for (const mb of this.o.mailboxes) out.push(await this.pollSafe(mb));
     return out;
   }
 
   /** One round: fetch every mailbox, pick up outgoing folders, run every job due now. */
   async runOnce(): Promise<{ polls: PollReport[]; queuedOutgoing: number; jobs: JobOutcome[] }> {
+    this.ranDuringPolls = [];
     const polls = await this.pollAll();
     const queuedOutgoing = this.o.outgoing ? await this.o.outgoing.scan() : 0;
-    const jobs = await this.worker.drain();
+    const jobs = [...this.ranDuringPolls, ...(await this.worker.drain())];
+    this.ranDuringPolls = [];
     return { polls, queuedOutgoing, jobs };
   }
 
-  /** Runs until `signal` aborts: polls every `pollIntervalMs`, runs due jobs in between (every `tickMs`). */
-  async run(signal: AbortSignal, pollIntervalMs: number, tickMs = 1000): Promise<void> {
-    let nextPoll = 0;
+  /**
+   * Runs until `signal` aborts. Each mailbox is polled every `pollIntervalMs`; after a failed poll the next one
+   * backs off exponentially with jitter (interval·2^(n−1), at most pollBackoffMaxMs) and returns to the interval
+   * after the first success. Outgoing folders are scanned and due jobs run every `tickMs`.
+   */
+  async run(signal: AbortSignal, tickMs = 1000): Promise<void> {
+    const maxBackoff = this.o.pollBackoffMaxMs ?? 15 * 60_000;
+    const schedule = new Map(this.o.mailboxes.map((mb) => [mb.id, { nextAt: 0, failures: 0 }]));
+    const tick = Math.min(tickMs, ...this.o.mailboxes.map((m) => m.pollIntervalMs));
     while (!signal.aborted) {
-      if (Date.now() >= nextPoll) {
-        await this.pollAll();
-        if (this.o.outgoing) await this.o.outgoing.scan().catch((e: unknown) => this.o.log.error({ err: describeFailure(e) }, 'outgoing scan failed'));
-        nextPoll = Date.now() + pollIntervalMs;
+      for (const mb of this.o.mailboxes) {
+        const s = schedule.get(mb.id) ?? { nextAt: 0, failures: 0 };
+        if (Date.now() < s.nextAt || signal.aborted) continue;
+        const started = Date.now();
+        const report = await this.pollSafe(mb);
+        s.failures = report.error ? s.failures + 1 : 0;
+        const wait = s.failures === 0 ? mb.pollIntervalMs : backoffDelay({ maxAttempts: 1, baseDelayMs: mb.pollIntervalMs, maxDelayMs: Math.max(maxBackoff, mb.pollIntervalMs), leaseMs: 0 }, s.failures, this.o.random);
+        s.nextAt = Date.now() + wait;
+        schedule.set(mb.id, s);
+        const state = { failures: s.failures, nextPollInMs: wait, durationMs: Date.now() - started };
+        this.o.log[report.error ? 'warn' : 'info'](
+          { mailbox: mb.id, via: mb.via, stored: report.stored.length, duplicates: report.duplicates.length, failures: s.failures, nextPollInMs: wait, durationMs: state.durationMs, ...(report.error ? { err: report.error } : {}) },
+          report.error ? 'poll failed; backing off' : 'poll done',
+        );
+        this.o.hooks?.afterPoll?.(report, state);
       }
+      this.ranDuringPolls = [];
+      if (this.o.outgoing) await this.o.outgoing.scan().catch((e: unknown) => this.o.log.error({ err: describeFailure(e) }, 'outgoing scan failed'));
       await this.worker.drain().catch((e: unknown) => this.o.log.error({ err: describeFailure(e) }, 'outbox run failed'));
-      await sleep(tickMs, undefined, { signal }).catch(() => undefined);
+      await sleep(tick, undefined, { signal }).catch(() => undefined);
     }
   }
 

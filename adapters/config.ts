@@ -17,8 +17,35 @@ export interface MailboxConfig {
   identity: string;
   /** Environment variable with the PIN of PKCS#12 keys / encrypted PEM keys. */
   pinEnv?: string;
+  /** File holding that PIN (first line), e.g. a container secret; absolute after loading. */
+  pinFile?: string;
   /** Outgoing hot folder of this mailbox (absolute after loading). */
   outgoing?: string;
+  /** Name of the intermediary (`intermediaries`) the mailbox lives on; default `server`. */
+  intermediary?: string;
+  /** Poll interval of this mailbox (default: the top-level pollIntervalSeconds). */
+  pollIntervalSeconds?: number;
+  /** Rules (by name) its messages may take, in the order of `routes` (default: every rule). */
+  routes?: string[];
+  /** Adapters for its messages no allowed rule matches (default: the top-level defaultRoute). */
+  defaultRoute?: string[];
+}
+
+/**
+ * Another OSCI 1.2 intermediary a mailbox lives on (osci-protocol.md §1): its OSCI endpoint and its certificates,
+ * pinned here (requests are encrypted for the cipher certificate; answers must be signed with the signature
+ * certificate). `directory` (optional) is an Amtsbote-style directory for recipient lookup.
+ */
+export interface IntermediaryConfig {
+  endpoint: string;
+  cipherCert: string;
+  signatureCert: string;
+  directory?: string;
+}
+
+/** A recipient whose cipher certificate is configured (no directory lookup). */
+export interface RecipientConfig {
+  cipherCert: string;
 }
 
 export type AdapterConfig =
@@ -44,11 +71,19 @@ export interface AgentConfig {
   dataDir: string;
   /** Job store: sqlite:DIR (default: dataDir) or postgres://…[?schema=NAME]. */
   db?: string;
-  /** Intermediary base URL (directory at /directory, OSCI at the announced endpoint). */
-  server: string;
+  /** Amtsbote intermediary base URL (directory at /directory, OSCI at the announced endpoint): the default for mailboxes without `intermediary`. */
+  server?: string;
+  /** Other intermediaries, by name (remote mailboxes). */
+  intermediaries: Record<string, IntermediaryConfig>;
+  /** Recipients with configured cipher certificates, by postbox id (looked up before any directory). */
+  recipients: Record<string, RecipientConfig>;
   /** Trust anchors (PEM) for the intermediary's and the authors' certificates; default the dev CA. */
   trustAnchors: string[];
   pollIntervalSeconds: number;
+  /** Upper bound of the back-off between polls of a mailbox whose intermediary fails (default 900 s). */
+  pollBackoffMaxSeconds: number;
+  /** Sent messages: their process card is fetched every intervalSeconds until the reception is recorded, for at most maxDays. */
+  receptionTracking: { intervalSeconds: number; maxDays: number };
   retry: RetryPolicy;
   mailboxes: MailboxConfig[];
   adapters: Record<string, AdapterConfig>;
@@ -142,7 +177,15 @@ function adapter(name: string, v: unknown, path: (p: string) => string): Adapter
   }
 }
 
-const TOP = ['dataDir', 'db', 'server', 'trustAnchors', 'pollIntervalSeconds', 'retry', 'mailboxes', 'adapters', 'routes', 'defaultRoute'];
+const TOP = ['dataDir', 'db', 'server', 'intermediaries', 'recipients', 'trustAnchors', 'pollIntervalSeconds', 'pollBackoffMaxSeconds', 'receptionTracking', 'retry', 'mailboxes', 'adapters', 'routes', 'defaultRoute'];
+
+const httpUrl = (v: unknown, what: string) => {
+  const u = str(v, what);
+  if (!/^https?:\/\//.test(u)) bad(`${what} must be an http(s) URL`);
+  return u.replace(/\/+$/, '');
+};
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** Validates a parsed configuration; relative paths are resolved against `baseDir`. */
 export function parseAgentConfig(raw: unknown, baseDir: string): AgentConfig {
@@ -156,21 +199,25 @@ export function parseAgentConfig(raw: unknown, baseDir: string): AgentConfig {
     maxDelayMs: sec(r.maxDelaySeconds, 'retry.maxDelaySeconds', DEFAULT_RETRY.maxDelayMs),
     leaseMs: sec(r.leaseSeconds, 'retry.leaseSeconds', DEFAULT_RETRY.leaseMs),
   });
-  if (!Array.isArray(o.mailboxes) || o.mailboxes.length === 0) bad('mailboxes must list at least one mailbox');
-  const ids = new Set<string>();
-  const mailboxes = o.mailboxes.map((m, i): MailboxConfig => {
-    const x = obj(m, `mailboxes[${i}]`, ['id', 'identity', 'pinEnv', 'outgoing']);
-    const id = str(x.id, `mailboxes[${i}].id`);
-    if (ids.has(id)) bad(`mailbox ${id} is listed twice`);
-    ids.add(id);
-    const out = optStr(x.outgoing, `mailboxes[${i}].outgoing`);
-    return {
-      id,
-      identity: path(str(x.identity, `mailboxes[${i}].identity`)),
-      ...(x.pinEnv !== undefined ? { pinEnv: envName(x.pinEnv, `mailboxes[${i}].pinEnv`) } : {}),
-      ...(out ? { outgoing: path(out) } : {}),
+  const intermediaries: Record<string, IntermediaryConfig> = {};
+  for (const [name, v] of Object.entries(obj(o.intermediaries ?? {}, 'intermediaries', Object.keys((o.intermediaries as Obj | undefined) ?? {})))) {
+    const w = `intermediaries.${name}`;
+    if (!ID.test(name)) bad(`intermediary name "${name}" must be 1–128 letters, digits, ".", "_" or "-"`);
+    const x = obj(v, w, ['endpoint', 'cipherCert', 'signatureCert', 'directory']);
+    const directory = x.directory === undefined ? undefined : httpUrl(x.directory, `${w}.directory`);
+    intermediaries[name] = {
+      endpoint: httpUrl(x.endpoint, `${w}.endpoint`),
+      cipherCert: path(str(x.cipherCert, `${w}.cipherCert`)),
+      signatureCert: path(str(x.signatureCert, `${w}.signatureCert`)),
+      ...(directory ? { directory } : {}),
     };
-  });
+  }
+  const recipients: Record<string, RecipientConfig> = {};
+  for (const [id, v] of Object.entries(obj(o.recipients ?? {}, 'recipients', Object.keys((o.recipients as Obj | undefined) ?? {})))) {
+    if (!ID.test(id)) bad(`recipient "${id}" is not a postbox id`);
+    recipients[id] = { cipherCert: path(str(obj(v, `recipients.${id}`, ['cipherCert']).cipherCert, `recipients.${id}.cipherCert`)) };
+  }
+  const server = o.server === undefined ? undefined : httpUrl(o.server, 'server');
   const adaptersRaw = obj(o.adapters, 'adapters', Object.keys((o.adapters as Obj | undefined) ?? {}));
   const adapters: Record<string, AdapterConfig> = {};
   for (const [name, v] of Object.entries(adaptersRaw)) adapters[name] = adapter(name, v, path);
@@ -179,15 +226,52 @@ export function parseAgentConfig(raw: unknown, baseDir: string): AgentConfig {
   const defaultRoute = o.defaultRoute as string[];
   // Validates rules, regular expressions and adapter names now, not at the first message.
   new Router({ rules: routes, default: defaultRoute }, new Set(Object.keys(adapters)));
+  const ruleNames = new Set(routes.map((r, i) => r.name ?? `#${i + 1}`));
+  if (!Array.isArray(o.mailboxes) || o.mailboxes.length === 0) bad('mailboxes must list at least one mailbox');
+  const ids = new Set<string>();
+  const mailboxes = o.mailboxes.map((m, i): MailboxConfig => {
+    const w = `mailboxes[${i}]`;
+    const x = obj(m, w, ['id', 'identity', 'pinEnv', 'pinFile', 'outgoing', 'intermediary', 'pollIntervalSeconds', 'routes', 'defaultRoute']);
+    const id = str(x.id, `${w}.id`);
+    if (ids.has(id)) bad(`mailbox ${id} is listed twice`);
+    ids.add(id);
+    if (x.pinEnv !== undefined && x.pinFile !== undefined) bad(`${w}: pinEnv and pinFile exclude each other`);
+    const out = optStr(x.outgoing, `${w}.outgoing`);
+    const via = optStr(x.intermediary, `${w}.intermediary`);
+    if (via !== undefined && !intermediaries[via]) bad(`${w}.intermediary names "${via}", which intermediaries does not define`);
+    if (via === undefined && server === undefined) bad(`${w} needs "intermediary" (or set the top-level "server")`);
+    const allowed = x.routes === undefined ? undefined : strList(x.routes, `${w}.routes`);
+    for (const r of allowed ?? []) if (!ruleNames.has(r)) bad(`${w}.routes names the unknown rule "${r}"`);
+    const dflt = x.defaultRoute === undefined ? undefined : strList(x.defaultRoute, `${w}.defaultRoute`);
+    if (dflt) new Router({ rules: [], default: dflt }, new Set(Object.keys(adapters)));
+    const pinFile = optStr(x.pinFile, `${w}.pinFile`);
+    return {
+      id,
+      identity: path(str(x.identity, `${w}.identity`)),
+      ...(x.pinEnv !== undefined ? { pinEnv: envName(x.pinEnv, `${w}.pinEnv`) } : {}),
+      ...(pinFile ? { pinFile: path(pinFile) } : {}),
+      ...(out ? { outgoing: path(out) } : {}),
+      ...(via ? { intermediary: via } : {}),
+      ...(x.pollIntervalSeconds !== undefined ? { pollIntervalSeconds: num(x.pollIntervalSeconds, `${w}.pollIntervalSeconds`, 0.01, 86400) } : {}),
+      ...(allowed ? { routes: allowed } : {}),
+      ...(dflt ? { defaultRoute: dflt } : {}),
+    };
+  });
   const db = optStr(o.db, 'db');
-  const server = str(o.server, 'server');
-  if (!/^https?:\/\//.test(server)) bad('server must be an http(s) URL');
+  const rt = obj(o.receptionTracking ?? {}, 'receptionTracking', ['intervalSeconds', 'maxDays']);
   return {
     dataDir: path(o.dataDir === undefined ? 'agent-data' : str(o.dataDir, 'dataDir')),
     ...(db ? { db } : {}),
-    server: server.replace(/\/+$/, ''),
+    ...(server ? { server } : {}),
+    intermediaries,
+    recipients,
     trustAnchors: o.trustAnchors === undefined ? [] : strList(o.trustAnchors, 'trustAnchors').map(path),
     pollIntervalSeconds: o.pollIntervalSeconds === undefined ? 60 : num(o.pollIntervalSeconds, 'pollIntervalSeconds', 0.01, 86400),
+    pollBackoffMaxSeconds: o.pollBackoffMaxSeconds === undefined ? 900 : num(o.pollBackoffMaxSeconds, 'pollBackoffMaxSeconds', 0.01, 86400),
+    receptionTracking: {
+      intervalSeconds: rt.intervalSeconds === undefined ? 300 : num(rt.intervalSeconds, 'receptionTracking.intervalSeconds', 0.01, 86400),
+      maxDays: rt.maxDays === undefined ? 14 : num(rt.maxDays, 'receptionTracking.maxDays', 0, 365),
+    },
     retry,
     mailboxes,
     adapters,

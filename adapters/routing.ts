@@ -118,9 +118,11 @@ export class Router {
     this.fallback = adapterList(cfg.default, 'defaultRoute', knownAdapters);
   }
 
-  route(f: MessageFacts): RouteDecision {
-    for (const r of this.rules) if (matches(r, f)) return { rule: r.name, adapters: [...r.to], isDefault: false };
-    return { rule: 'default', adapters: [...this.fallback], isDefault: true };
+  /** `only`: a mailbox's own view (configuration `mailboxes[].routes` / `defaultRoute`): the rules it may take and its default. */
+  route(f: MessageFacts, only?: { rules?: readonly string[]; default?: readonly string[] }): RouteDecision {
+    const allowed = only?.rules ? new Set(only.rules) : undefined;
+    for (const r of this.rules) if ((!allowed || allowed.has(r.name)) && matches(r, f)) return { rule: r.name, adapters: [...r.to], isDefault: false };
+    return { rule: 'default', adapters: [...(only?.default ?? this.fallback)], isDefault: true };
   }
 }
 

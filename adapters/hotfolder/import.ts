@@ -9,6 +9,11 @@
  * (idempotency key: folder path + identity of its send.json), so it is sent once even when scanned again.
  * The MessageId is reserved and recorded in the job before the first storeDelivery: a retry after a lost answer
  * reuses it, the intermediary refuses the second copy (9801) and the process card of the first is used.
+ *
+ * After sending, the job stays open: it fetches the message's process card (fetchProcessCard, §4) every
+ * `tracking.intervalMs` until the intermediary records the reception (the addressee fetched it), then rewrites the
+ * result file with `status: "received"`, the reception time and the new process card; after `tracking.maxMs` it
+ * stops with the last card it got. Tracking failures never turn a sent message into a failed one.
  */
 import type { X509Certificate } from 'node:crypto';
 import { createReadStream, existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -22,6 +27,7 @@ import { DeliveryFailure } from '../delivery.ts';
 import { courtSafeNameProblem, SEND_LIMITS, writeFileAtomic } from '../files.ts';
 import { processCardXml, summariseCard } from '../inbox.ts';
 import type { JobRecord, JobStore } from '../outbox/types.ts';
+import type { Waiting } from '../outbox/worker.ts';
 
 export const SEND_FILE = 'send.json';
 export const RESULT_SUFFIX = '.result.json';
@@ -100,12 +106,49 @@ export function resultPath(folder: string): string {
   return join(dirname(folder), `${basename(folder)}${RESULT_SUFFIX}`);
 }
 
+/** `<folder>.result.json`: what the DMS reads. status sent → received (reception recorded) or failed. */
+export interface SendResult {
+  status: 'sent' | 'received' | 'failed';
+  messageId?: string;
+  to?: string;
+  subject?: string;
+  files?: string[];
+  sentAt?: string;
+  /** The intermediary's Reception time (the addressee fetched the message); null while it has not. */
+  receivedAt?: string | null;
+  processCard?: ReturnType<typeof summariseCard>;
+  processCardXml?: string;
+  /** Set when tracking ended without a reception (receptionTracking.maxDays). */
+  trackingEndedAt?: string;
+  error?: string;
+}
+
+function readResult(folder: string): SendResult | undefined {
+  try {
+    return JSON.parse(readFileSync(resultPath(folder), 'utf8')) as SendResult;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeResult(folder: string, r: SendResult): void {
+  writeFileAtomic(resultPath(folder), JSON.stringify(r, null, 2));
+}
+
+export interface ReceptionTracking {
+  intervalMs: number;
+  /** 0: no tracking (the job ends once sent). */
+  maxMs: number;
+}
+
 export class HotFolderImport {
   private readonly byMailbox: Map<string, OutgoingMailbox>;
+  private readonly tracking: ReceptionTracking;
 
   constructor(
-    private readonly o: { store: JobStore; mailboxes: OutgoingMailbox[]; maxAttempts: number; log: Logger; tmpDir: string; now?: () => Date },
+    private readonly o: { store: JobStore; mailboxes: OutgoingMailbox[]; maxAttempts: number; log: Logger; tmpDir: string; now?: () => Date; tracking?: ReceptionTracking },
   ) {
+    this.tracking = o.tracking ?? { intervalMs: 300_000, maxMs: 14 * 86_400_000 };
     this.byMailbox = new Map(o.mailboxes.map((m) => [m.mailbox, m]));
   }
 
@@ -142,12 +185,15 @@ export class HotFolderImport {
     return added;
   }
 
-  /** Runs one send job; throws DeliveryFailure / other errors for the worker to classify. */
-  async send(job: JobRecord): Promise<string> {
+  /** Runs one send job (send, then track the reception); throws DeliveryFailure / other errors for the worker to classify. */
+  async send(job: JobRecord): Promise<string | Waiting> {
     const m = this.byMailbox.get(job.mailbox);
     if (!m) throw new DeliveryFailure('park', `no outgoing folder is configured for mailbox ${job.mailbox}`, { code: 'ERR_USAGE' });
     const folder = job.source;
-    if (!folder || !existsSync(folder)) throw new DeliveryFailure('park', `outgoing folder ${folder ?? '?'} is gone`, { code: 'ERR_USAGE' });
+    if (!folder) throw new DeliveryFailure('park', 'send job without folder', { code: 'ERR_USAGE' });
+    const prior = job.messageId ? readResult(folder) : undefined;
+    if (prior?.status === 'sent' && prior.messageId === job.messageId) return this.track(m, folder, prior);
+    if (!existsSync(folder)) throw new DeliveryFailure('park', `outgoing folder ${folder} is gone`, { code: 'ERR_USAGE' });
     const order = readSendOrder(folder);
     let recipient: X509Certificate;
     try {
@@ -187,16 +233,41 @@ export class HotFolderImport {
     } finally {
       await sealed.dispose();
     }
-    const summary = summariseCard(card);
-    writeFileAtomic(
-      resultPath(folder),
-      JSON.stringify(
-        { status: 'sent', messageId, to: order.to, subject: order.subject, files: order.files.map((f) => f.name), sentAt: this.now().toISOString(), processCard: summary, processCardXml: card ? processCardXml(card, 'any') : undefined },
-        null,
-        2,
-      ),
-    );
-    return `sent to ${order.to} as ${messageId}`;
+    const result: SendResult = { status: 'sent', messageId, to: order.to, subject: order.subject, files: order.files.map((f) => f.name), sentAt: this.now().toISOString(), receivedAt: null };
+    this.o.log.info({ mailbox: m.mailbox, messageId, to: order.to }, 'outgoing message sent');
+    return this.recordCard(folder, result, card, `sent to ${order.to} as ${messageId}`);
+  }
+
+  /** Writes the result with `card`; done once the reception is on it (or tracking is over), else waits for the next look. */
+  private recordCard(folder: string, prior: SendResult, card: ProcessCardBundle | undefined, what: string): string | Waiting {
+    const summary = summariseCard(card) ?? prior.processCard;
+    const next: SendResult = { ...prior, processCard: summary, processCardXml: card ? processCardXml(card, 'any') : prior.processCardXml };
+    const now = this.now();
+    if (summary?.reception) {
+      writeResult(folder, { ...next, status: 'received', receivedAt: summary.reception });
+      return `${what}; received at ${summary.reception}`;
+    }
+    const sentAt = Date.parse(prior.sentAt ?? '') || now.getTime();
+    if (now.getTime() - sentAt >= this.tracking.maxMs) {
+      writeResult(folder, { ...next, trackingEndedAt: now.toISOString() });
+      return `${what}; no reception recorded within ${Math.round(this.tracking.maxMs / 86_400_000)} days, tracking ended`;
+    }
+    writeResult(folder, next);
+    return { waitUntil: new Date(now.getTime() + this.tracking.intervalMs), detail: `${what}; waiting for the reception` };
+  }
+
+  /** Looks up the process card of a sent message; a failed look is tried again at the next interval. */
+  private async track(m: OutgoingMailbox, folder: string, prior: SendResult): Promise<string | Waiting> {
+    const messageId = prior.messageId as string;
+    let card: ProcessCardBundle | undefined;
+    try {
+      card = await this.storedCard(m, messageId);
+    } catch (e) {
+      const err = toOsciError(e);
+      this.o.log.warn({ mailbox: m.mailbox, messageId, err: `${err.code}: ${err.message}` }, 'process card lookup failed; trying again later');
+      card = undefined;
+    }
+    return this.recordCard(folder, prior, card, `sent to ${prior.to ?? '?'} as ${messageId}`);
   }
 
   private async storedCard(m: OutgoingMailbox, messageId: string): Promise<ProcessCardBundle | undefined> {
@@ -208,9 +279,11 @@ export class HotFolderImport {
     }
   }
 
-  /** A parked send job: the DMS gets the error beside its folder. */
+  /** A parked send job: the DMS gets the error beside its folder (a sent message's result is never overwritten). */
   async parked(job: JobRecord, reason: string): Promise<void> {
     if (!job.source || !existsSync(job.source)) return;
+    const prior = readResult(job.source);
+    if (prior && prior.status !== 'failed') return;
     writeFileAtomic(resultPath(job.source), JSON.stringify({ status: 'failed', error: reason, attempts: job.attempts, messageId: job.messageId, failedAt: this.now().toISOString(), job: job.id }, null, 2));
   }
 }

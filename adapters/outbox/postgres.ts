@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { OsciError } from '../../protocol/errors.ts';
 import type { MessageMeta } from '../inbox.ts';
-import { appendHistory, checkNewJob, jobFromRow, type JobRow } from './sqlite.ts';
+import { appendHistory, appendWait, checkNewJob, jobFromRow, type JobRow } from './sqlite.ts';
 import type { AttemptRecord, JobFilter, JobRecord, JobState, JobStore, MessageRecord, NewJob } from './types.ts';
 
 export const DEFAULT_AGENT_PG_SCHEMA = 'amtsbote_agent';
@@ -124,13 +124,14 @@ export class PgJobStore implements JobStore {
     return row ? jobFromRow(row) : undefined;
   }
 
-  async claimDue(now: Date, leaseMs: number, limit: number): Promise<JobRecord[]> {
+  async claimDue(now: Date, leaseMs: number, limit: number, messageId?: string): Promise<JobRecord[]> {
     const t = now.getTime();
     const r = await this.pool.query<JobRow>(
       `UPDATE ${this.t('jobs')} SET attempts = attempts + 1, next_at = $2, updated = $1
-       WHERE id IN (SELECT id FROM ${this.t('jobs')} WHERE state = 'queued' AND next_at <= $1 ORDER BY next_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+       WHERE id IN (SELECT id FROM ${this.t('jobs')} WHERE state = 'queued' AND next_at <= $1 AND ($4::text IS NULL OR message_id = $4)
+                    ORDER BY next_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
        RETURNING *`,
-      [t, t + leaseMs, limit],
+      [t, t + leaseMs, limit, messageId ?? null],
     );
     return r.rows.map(jobFromRow).sort((a, b) => a.id - b.id);
   }
@@ -159,6 +160,14 @@ export class PgJobStore implements JobStore {
     await this.update(
       id,
       (j) => ({ state: 'queued', next_at: nextAt.getTime(), last_error: reason, history: appendHistory(j.history, { at: now.toISOString(), outcome: 'retry', attempt: j.attempts, detail: reason }) }),
+      now,
+    );
+  }
+
+  async wait(id: number, detail: string, nextAt: Date, now: Date): Promise<void> {
+    await this.update(
+      id,
+      (j) => ({ state: 'queued', next_at: nextAt.getTime(), attempts: Math.max(0, j.attempts - 1), result: detail, history: appendWait(j.history, { at: now.toISOString(), outcome: 'wait', attempt: j.attempts, detail }) }),
       now,
     );
   }

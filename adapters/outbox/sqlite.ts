@@ -86,6 +86,11 @@ export function appendHistory(history: AttemptRecord[], entry: AttemptRecord): A
   return next.length > MAX_HISTORY ? next.slice(next.length - MAX_HISTORY) : next;
 }
 
+/** Repeated waits keep one record (the latest), so a long wait does not push the real attempts out of the history. */
+export function appendWait(history: AttemptRecord[], entry: AttemptRecord): AttemptRecord[] {
+  return history.at(-1)?.outcome === 'wait' ? [...history.slice(0, -1), entry] : appendHistory(history, entry);
+}
+
 export function checkNewJob(j: NewJob): void {
   if (!Number.isInteger(j.maxAttempts) || j.maxAttempts < 1) throw new OsciError('ERR_USAGE', 'a job needs maxAttempts ≥ 1');
   if (!j.idempotencyKey) throw new OsciError('ERR_USAGE', 'a job needs an idempotency key');
@@ -154,10 +159,14 @@ export class SqliteJobStore implements JobStore {
     return r.changes === 0 ? undefined : this.get(Number(r.lastInsertRowid));
   }
 
-  async claimDue(now: Date, leaseMs: number, limit: number): Promise<JobRecord[]> {
+  async claimDue(now: Date, leaseMs: number, limit: number, messageId?: string): Promise<JobRecord[]> {
     const t = now.getTime();
     const tx = this.db.transaction(() => {
-      const rows = this.db.prepare("SELECT * FROM jobs WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?").all(t, limit) as JobRow[];
+      const rows = (
+        messageId === undefined
+          ? this.db.prepare("SELECT * FROM jobs WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?").all(t, limit)
+          : this.db.prepare("SELECT * FROM jobs WHERE state = 'queued' AND next_at <= ? AND message_id = ? ORDER BY next_at, id LIMIT ?").all(t, messageId, limit)
+      ) as JobRow[];
       const upd = this.db.prepare('UPDATE jobs SET attempts = attempts + 1, next_at = ?, updated = ? WHERE id = ?');
       for (const r of rows) upd.run(t + leaseMs, t, r.id);
       return rows.map((r) => jobFromRow({ ...r, attempts: Number(r.attempts) + 1, next_at: t + leaseMs, updated: t }));
@@ -190,6 +199,14 @@ export class SqliteJobStore implements JobStore {
     this.update(
       id,
       (j) => ({ state: 'queued', next_at: nextAt.getTime(), last_error: reason, history: appendHistory(j.history, { at: now.toISOString(), outcome: 'retry', attempt: j.attempts, detail: reason }) }),
+      now,
+    );
+  }
+
+  async wait(id: number, detail: string, nextAt: Date, now: Date): Promise<void> {
+    this.update(
+      id,
+      (j) => ({ state: 'queued', next_at: nextAt.getTime(), attempts: Math.max(0, j.attempts - 1), result: detail, history: appendWait(j.history, { at: now.toISOString(), outcome: 'wait', attempt: j.attempts, detail }) }),
       now,
     );
   }

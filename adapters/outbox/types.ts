@@ -13,8 +13,8 @@ export const JOB_STATES: readonly JobState[] = ['queued', 'done', 'dead'];
 
 export interface AttemptRecord {
   at: string;
-  /** ok | retry (transient failure, backed off) | park (dead letter) | redrive (admin) */
-  outcome: 'ok' | 'retry' | 'park' | 'redrive';
+  /** ok | retry (transient failure, backed off) | wait (nothing failed, checked again later) | park (dead letter) | redrive (admin) */
+  outcome: 'ok' | 'retry' | 'wait' | 'park' | 'redrive';
   attempt: number;
   detail: string;
 }
@@ -82,11 +82,16 @@ export interface JobStore {
   commitMessage(message: MessageRecord, jobs: NewJob[]): Promise<boolean>;
   /** Adds a job unless one with the same idempotency key exists; returns the new job or undefined. */
   enqueue(job: NewJob, now: Date): Promise<JobRecord | undefined>;
-  /** Jobs due at `now` (oldest first): each gets attempts + 1 and `nextAt = now + leaseMs` before it is returned. */
-  claimDue(now: Date, leaseMs: number, limit: number): Promise<JobRecord[]>;
+  /**
+   * Jobs due at `now` (oldest first), optionally only those of one message: each gets attempts + 1 and
+   * `nextAt = now + leaseMs` before it is returned.
+   */
+  claimDue(now: Date, leaseMs: number, limit: number, messageId?: string): Promise<JobRecord[]>;
   complete(id: number, result: string, now: Date): Promise<void>;
   /** Transient failure: back to queued at `nextAt`. */
   retryLater(id: number, reason: string, nextAt: Date, now: Date): Promise<void>;
+  /** Nothing failed, the job is to be looked at again at `nextAt` (e.g. a sent message awaiting reception): the claim's attempt is given back. */
+  wait(id: number, detail: string, nextAt: Date, now: Date): Promise<void>;
   /** Dead letter with the reason. */
   park(id: number, reason: string, now: Date): Promise<void>;
   /** The MessageId reserved for an outgoing job (durable before it is used on the wire). */

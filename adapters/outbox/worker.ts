@@ -10,9 +10,15 @@ import { describeFailure, dispositionOf, type DeliveryAdapter, type SpooledMessa
 import { backoffDelay, type RetryPolicy } from './backoff.ts';
 import type { JobRecord, JobStore } from './types.ts';
 
+/** A send job that is not finished although nothing failed (a sent message awaiting its reception). */
+export interface Waiting {
+  waitUntil: Date;
+  detail: string;
+}
+
 /** Runs `send` jobs (outgoing folders); see hotfolder/import.ts. */
 export interface SendRunner {
-  send(job: JobRecord): Promise<string>;
+  send(job: JobRecord): Promise<string | Waiting>;
   parked?(job: JobRecord, reason: string): Promise<void>;
 }
 
@@ -30,7 +36,7 @@ export interface OutboxWorkerOptions {
 
 export interface JobOutcome {
   job: JobRecord;
-  outcome: 'ok' | 'retry' | 'park';
+  outcome: 'ok' | 'retry' | 'wait' | 'park';
   detail: string;
 }
 
@@ -44,6 +50,14 @@ export class OutboxWorker {
   /** Runs the jobs due now (at most `limit`), one after the other. */
   async runDue(limit = 32): Promise<JobOutcome[]> {
     const jobs = await this.o.store.claimDue(this.now(), this.o.retry.leaseMs, limit);
+    const out: JobOutcome[] = [];
+    for (const job of jobs) out.push(await this.run(job));
+    return out;
+  }
+
+  /** Runs the due jobs of one message now (the agent delivers a fetched message once before acknowledging it). */
+  async runForMessage(messageId: string): Promise<JobOutcome[]> {
+    const jobs = await this.o.store.claimDue(this.now(), this.o.retry.leaseMs, 64, messageId);
     const out: JobOutcome[] = [];
     for (const job of jobs) out.push(await this.run(job));
     return out;
@@ -84,7 +98,13 @@ export class OutboxWorker {
     try {
       if (job.kind === 'send') {
         if (!this.o.sender) throw new Error('no outgoing folders are configured');
-        detail = await this.o.sender.send(job);
+        const r = await this.o.sender.send(job);
+        if (typeof r !== 'string') {
+          await this.o.store.wait(job.id, r.detail, r.waitUntil, this.now());
+          log.info({ detail: r.detail, until: r.waitUntil.toISOString() }, 'job waiting');
+          return { job, outcome: 'wait', detail: r.detail };
+        }
+        detail = r;
       } else {
         const adapter = this.o.adapters.get(job.adapter);
         if (!adapter) throw new Error(`no adapter named "${job.adapter}" in the configuration`);

@@ -1,4 +1,5 @@
 /** `amtsbote agent --config FILE`: the mailbox agent (adapters/README.md) — fetch, route, deliver, send. */
+import type { X509Certificate } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
@@ -9,39 +10,78 @@ import { HotFolderImport, type OutgoingMailbox } from '../../adapters/hotfolder/
 import { OsciClient } from '../../adapters/osci/client.ts';
 import { openJobStore } from '../../adapters/outbox/index.ts';
 import { Router } from '../../adapters/routing.ts';
+import { OsciError } from '../../protocol/errors.ts';
 import { createLogger, silentLogger } from '../log.ts';
-import { clientAnchors, intermediaryFromDirectory, loadClientIdentity, recipientCipher } from './identities.ts';
+import { clientAnchors, intermediaryFromDirectory, loadClientIdentity, pinnedCertificate, pinnedIntermediary, recipientCipher } from './identities.ts';
 import { action, printJson } from './run.ts';
 
-/** Wires an agent from its configuration: identities, intermediary certificates (directory), adapters, store. */
+/** The intermediary a mailbox lives on: pinned (configuration `intermediaries`) or the Amtsbote `server` (its directory, checked against our anchors). */
+type Intermediary = Awaited<ReturnType<typeof intermediaryFromDirectory>> & { name: string; directory?: string };
+
+async function intermediaryOf(cfg: AgentConfig, name: string | undefined, anchors: X509Certificate[], cache: Map<string, Intermediary>): Promise<Intermediary> {
+  const key = name ?? '';
+  const known = cache.get(key);
+  if (known) return known;
+  let im: Intermediary;
+  if (name !== undefined) {
+    const c = cfg.intermediaries[name];
+    if (!c) throw new OsciError('ERR_USAGE', `agent configuration: no intermediary "${name}"`);
+    im = { name, ...pinnedIntermediary(c.endpoint, c.cipherCert, c.signatureCert), ...(c.directory ? { directory: c.directory } : {}) };
+  } else {
+    const server = cfg.server ?? '';
+    im = { name: server, ...(await intermediaryFromDirectory(server, anchors)), directory: server };
+  }
+  cache.set(key, im);
+  return im;
+}
+
+/** Recipient cipher certificates: configured (`recipients`, pinned) first, else the intermediary's directory. */
+function recipientResolver(cfg: AgentConfig, im: Intermediary, anchors: X509Certificate[]): (id: string) => Promise<X509Certificate> {
+  return async (id) => {
+    const r = cfg.recipients[id];
+    if (r) return pinnedCertificate(r.cipherCert, 'cipher', `cipher certificate of ${id}`);
+    if (im.directory) return recipientCipher(im.directory, id, anchors);
+    throw new OsciError('ERR_NOT_FOUND', `recipient ${id} is not configured (agent configuration "recipients") and intermediary ${im.name} has no directory`);
+  };
+}
+
+/** Wires an agent from its configuration: identities, intermediaries (pinned or directory), adapters, store. */
 export async function buildAgent(cfg: AgentConfig, log: Logger, opts: { hooks?: AgentHooks; env?: NodeJS.ProcessEnv } = {}): Promise<MailboxAgent> {
   const adapters = createAdapters(cfg.adapters, opts.env ?? process.env);
   const tmpDir = join(cfg.dataDir, 'tmp');
   const mailboxes: AgentMailbox[] = [];
   const outgoing: OutgoingMailbox[] = [];
-  let intermediary: Awaited<ReturnType<typeof intermediaryFromDirectory>> | undefined;
+  const intermediaries = new Map<string, Intermediary>();
   for (const m of cfg.mailboxes) {
-    const who = { as: basename(m.identity), identityRoot: dirname(m.identity), ...(m.pinEnv ? { pinEnv: m.pinEnv } : {}), trustAnchor: cfg.trustAnchors };
+    const who = { as: basename(m.identity), identityRoot: dirname(m.identity), ...(m.pinEnv ? { pinEnv: m.pinEnv } : {}), ...(m.pinFile ? { pinFile: m.pinFile } : {}), trustAnchor: cfg.trustAnchors };
     const me = loadClientIdentity(who);
     const anchors = clientAnchors(who);
-    intermediary ??= await intermediaryFromDirectory(cfg.server, anchors);
-    const client = new OsciClient({ endpoint: intermediary.endpoint, intermediary, signer: me.signer, cipher: me.cipher, tmpDir });
-    mailboxes.push({ id: m.id, client, readerKeys: [me.cipher.key, ...me.olderCipherKeys], anchors });
-    if (m.outgoing) outgoing.push({ mailbox: m.id, dir: m.outgoing, client, author: me.signer, resolveRecipient: (id) => recipientCipher(cfg.server, id, anchors) });
+    const im = await intermediaryOf(cfg, m.intermediary, anchors, intermediaries);
+    const client = new OsciClient({ endpoint: im.endpoint, intermediary: im, signer: me.signer, cipher: me.cipher, tmpDir });
+    const routing = { ...(m.routes ? { rules: m.routes } : {}), ...(m.defaultRoute ? { default: m.defaultRoute } : {}) };
+    mailboxes.push({ id: m.id, via: im.name, client, pollIntervalMs: (m.pollIntervalSeconds ?? cfg.pollIntervalSeconds) * 1000, routing, readerKeys: [me.cipher.key, ...me.olderCipherKeys], anchors });
+    if (m.outgoing) outgoing.push({ mailbox: m.id, dir: m.outgoing, client, author: me.signer, resolveRecipient: recipientResolver(cfg, im, anchors) });
   }
   const store = await openJobStore(jobStoreUrl(cfg));
   const router = new Router({ rules: cfg.routes, default: cfg.defaultRoute }, new Set(adapters.keys()));
+  const tracking = { intervalMs: cfg.receptionTracking.intervalSeconds * 1000, maxMs: cfg.receptionTracking.maxDays * 86_400_000 };
   return new MailboxAgent({
     store,
     dataDir: cfg.dataDir,
     mailboxes,
     router,
     adapters,
-    ...(outgoing.length ? { outgoing: new HotFolderImport({ store, mailboxes: outgoing, maxAttempts: cfg.retry.maxAttempts, log, tmpDir }) } : {}),
+    ...(outgoing.length ? { outgoing: new HotFolderImport({ store, mailboxes: outgoing, maxAttempts: cfg.retry.maxAttempts, log, tmpDir, tracking }) } : {}),
     retry: cfg.retry,
+    pollBackoffMaxMs: cfg.pollBackoffMaxSeconds * 1000,
     log,
     ...(opts.hooks ? { hooks: opts.hooks } : {}),
   });
+}
+
+/** "stadt-lemgo via zentral every 60 s, …" for start-up lines. */
+export function describeMailboxes(cfg: AgentConfig): string {
+  return cfg.mailboxes.map((m) => `${m.id} via ${m.intermediary ?? cfg.server ?? '?'} every ${m.pollIntervalSeconds ?? cfg.pollIntervalSeconds} s`).join(', ');
 }
 
 export function registerAgent(program: Command): void {
@@ -73,11 +113,11 @@ export function registerAgent(program: Command): void {
             }
             return failed.length ? 3 : 0;
           }
-          process.stdout.write(`Amtsbote agent: ${cfg.mailboxes.map((m) => m.id).join(', ')} via ${cfg.server}, every ${cfg.pollIntervalSeconds} s; adapters ${Object.keys(cfg.adapters).join(', ')}\n`);
+          process.stdout.write(`Amtsbote agent: ${describeMailboxes(cfg)}; adapters ${Object.keys(cfg.adapters).join(', ')}\n`);
           const stop = new AbortController();
           process.once('SIGINT', () => stop.abort());
           process.once('SIGTERM', () => stop.abort());
-          await agent.run(stop.signal, cfg.pollIntervalSeconds * 1000);
+          await agent.run(stop.signal);
         } finally {
           await agent.close();
         }

@@ -1,5 +1,5 @@
 /** Client-side identities (`--as ID`) and the intermediary's directory, shared by send / fetch / process-card. */
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { X509Certificate, type KeyObject } from 'node:crypto';
@@ -14,7 +14,26 @@ export interface ClientGlobals {
   as: string;
   identityRoot?: string;
   pinEnv?: string;
+  /** File holding the PIN (first line); excludes pinEnv. */
+  pinFile?: string;
   trustAnchor?: string[];
+  /** Any OSCI 1.2 intermediary without a directory: its endpoint and pinned certificates (PEM files). */
+  endpoint?: string;
+  intermediaryCipher?: string;
+  intermediarySignature?: string;
+}
+
+/** The PIN from --pin-env / --pin-file (mailbox configuration pinEnv / pinFile); never from a configuration value. */
+function pinOf(o: Pick<ClientGlobals, 'pinEnv' | 'pinFile'>): string | undefined {
+  if (o.pinEnv && o.pinFile) fail('give the PIN either by environment variable or by file, not both');
+  if (!o.pinFile) return pinFromEnv(o.pinEnv);
+  let text: string;
+  try {
+    text = readFileSync(o.pinFile, 'utf8');
+  } catch (e) {
+    fail(`cannot read the PIN file ${o.pinFile}: ${(e as Error).message}`);
+  }
+  return text.split(/\r?\n/)[0] ?? '';
 }
 
 export function serverUrl(o: { server?: string }): string {
@@ -34,14 +53,14 @@ export function loadClientIdentity(o: ClientGlobals): { signer: KeyPair; cipher:
   const pair = (usage: 'signature' | 'cipher'): KeyPair => {
     const p12 = join(dir, `${usage}.p12`);
     if (existsSync(p12)) {
-      const c = loadPkcs12(p12, pinFromEnv(o.pinEnv) ?? fail(`${p12} needs --pin-env VAR`));
+      const c = loadPkcs12(p12, pinOf(o) ?? fail(`${p12} needs --pin-env VAR or --pin-file FILE`));
       return { key: c.key, cert: c.certificate };
     }
-    return { key: loadPrivateKey(join(dir, `${usage}.key.pem`), { pin: pinFromEnv(o.pinEnv) }), cert: loadCertificate(join(dir, `${usage}.cert.pem`)) };
+    return { key: loadPrivateKey(join(dir, `${usage}.key.pem`), { pin: pinOf(o) }), cert: loadCertificate(join(dir, `${usage}.cert.pem`)) };
   };
   const olderCipherKeys = readdirSync(dir)
     .filter((f) => /^cipher-.+\.key\.pem$/.test(f))
-    .map((f) => loadPrivateKey(join(dir, f), { pin: pinFromEnv(o.pinEnv) }));
+    .map((f) => loadPrivateKey(join(dir, f), { pin: pinOf(o) }));
   return { signer: pair('signature'), cipher: pair('cipher'), olderCipherKeys, dir };
 }
 
@@ -83,6 +102,27 @@ export async function intermediaryFromDirectory(server: string, anchors: X509Cer
   return { endpoint: d.endpoint, cipher, signature };
 }
 
+/**
+ * A certificate pinned by configuration: it is its own trust anchor, so only its validity period, key usage and
+ * key strength are checked (the operator vouches for it, as for a directory entry).
+ */
+export function pinnedCertificate(file: string, usage: 'cipher' | 'signature', what: string): X509Certificate {
+  let cert: X509Certificate;
+  try {
+    cert = loadCertificate(file);
+  } catch (e) {
+    throw new OsciError('ERR_USAGE', `${what}: cannot read ${file}: ${(e as Error).message}`);
+  }
+  const first = checkCertificate(cert, { usage, anchors: [cert] }).errors[0];
+  if (first) throw new OsciError(first.code, `${what} (${file}): ${first.message}`);
+  return cert;
+}
+
+/** An intermediary without directory: endpoint and pinned certificates. */
+export function pinnedIntermediary(endpoint: string, cipherCert: string, signatureCert: string) {
+  return { endpoint, cipher: pinnedCertificate(cipherCert, 'cipher', 'intermediary cipher certificate'), signature: pinnedCertificate(signatureCert, 'signature', 'intermediary signature certificate') };
+}
+
 /** A postbox's current cipher certificate from the directory (SAFE/DVDV style lookup). */
 export async function recipientCipher(server: string, id: string, anchors: X509Certificate[]): Promise<X509Certificate> {
   const d = (await getJson(`${server}/directory/${encodeURIComponent(id)}`)) as { cipherCertificates: CertJson[] };
@@ -96,10 +136,12 @@ export async function recipientCipher(server: string, id: string, anchors: X509C
 }
 
 export async function connect(o: ClientGlobals, extra: { onUploadProgress?: (sent: number, total?: number) => void } = {}) {
-  const server = serverUrl(o);
+  const pinned = [o.endpoint, o.intermediaryCipher, o.intermediarySignature];
+  if (pinned.some((v) => v !== undefined) && pinned.some((v) => v === undefined)) fail('--endpoint, --intermediary-cipher and --intermediary-signature go together');
+  const server = o.endpoint ? undefined : serverUrl(o);
   const me = loadClientIdentity(o);
   const anchors = clientAnchors(o);
-  const im = await intermediaryFromDirectory(server, anchors);
+  const im = o.endpoint && o.intermediaryCipher && o.intermediarySignature ? pinnedIntermediary(o.endpoint, o.intermediaryCipher, o.intermediarySignature) : await intermediaryFromDirectory(server as string, anchors);
   const tmp = mkdtempSync(join(tmpdir(), 'amtsbote-client-'));
   const client = new OsciClient({ endpoint: im.endpoint, intermediary: im, signer: me.signer, cipher: me.cipher, tmpDir: tmp, ...extra });
   return { server, me, anchors, client, tmp };

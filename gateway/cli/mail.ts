@@ -7,7 +7,7 @@ import { summariseCard, writeDeliveryFolder } from '../../adapters/inbox.ts';
 import { sealContent } from '../../protocol/envelope/index.ts';
 import type { ProcessCardBundle } from '../../protocol/processcard.ts';
 import { OsciError } from '../../protocol/errors.ts';
-import { connect, recipientCipher, type ClientGlobals } from './identities.ts';
+import { connect, pinnedCertificate, recipientCipher, type ClientGlobals } from './identities.ts';
 import { action, fail, printJson } from './run.ts';
 
 // Moved to adapters/files.ts (shared with the mailbox agent); re-exported for existing importers.
@@ -21,7 +21,11 @@ function addClientOptions(cmd: Command): Command {
     .requiredOption('--as <id>', 'own identity: a folder <identity-root>/<id> with {signature,cipher}.{key,cert}.pem or .p12')
     .option('--identity-root <dir>', 'folder of identity folders (default $AMTSBOTE_IDENTITIES or certs-dev)')
     .option('--pin-env <var>', 'environment variable holding the PIN of PKCS#12 keys')
+    .option('--pin-file <file>', 'file holding that PIN (first line), instead of --pin-env')
     .option('--trust-anchor <file>', 'trusted CA certificate (repeatable; default the dev CA in certs-dev/ca)', collect, [])
+    .option('--endpoint <url>', 'any OSCI 1.2 intermediary without a directory: its OSCI endpoint (instead of --server; needs the two options below)')
+    .option('--intermediary-cipher <pem>', 'with --endpoint: the intermediary cipher certificate (pinned)')
+    .option('--intermediary-signature <pem>', 'with --endpoint: the intermediary signature certificate (pinned)')
     .option('--json', 'machine-readable output');
 }
 
@@ -43,14 +47,20 @@ export function registerMail(program: Command): void {
     program
       .command('send')
       .description('send a signed, end-to-end encrypted message (storeDelivery) to a postbox')
-      .requiredOption('--to <id>', 'recipient postbox id (its cipher certificate is looked up in the directory)')
+      .requiredOption('--to <id>', 'recipient postbox id (its cipher certificate is looked up in the directory, or given by --to-cert)')
+      .option('--to-cert <pem>', 'the recipient\'s cipher certificate (for intermediaries without a directory)')
       .requiredOption('--subject <text>', 'subject')
       .option('--text <text>', 'message text (sent as Base64Content)')
       .option('--attach <file>', 'attachment (repeatable)', collect, []),
   )
-    .addHelpText('after', '\nExample:\n  amtsbote send --server http://127.0.0.1:8080 --as ag-lemgo --to stadt-lemgo --subject "Klage 12 C 1000/26" --attach xjustiz_nachricht.xml --attach schriftsatz.pdf')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  amtsbote send --server http://127.0.0.1:8080 --as ag-lemgo --to stadt-lemgo --subject "Klage 12 C 1000/26" --attach xjustiz_nachricht.xml --attach schriftsatz.pdf\n' +
+        '  amtsbote send --endpoint https://osci.justiz.example/osci --intermediary-cipher im-cipher.pem --intermediary-signature im-signature.pem \\\n' +
+        '      --as stadt-lemgo --to ag-lemgo --to-cert ag-lemgo-cipher.pem --subject "Stellungnahme" --attach stellungnahme.pdf',
+    )
     .action(
-      action(async (o: ClientGlobals & { to: string; subject: string; text?: string; attach: string[]; json?: boolean }) => {
+      action(async (o: ClientGlobals & { to: string; toCert?: string; subject: string; text?: string; attach: string[]; json?: boolean }) => {
         // Pre-send checks (§13): file count, total size, names a court would refuse.
         if (o.attach.length > SEND_LIMITS.maxFiles) fail(`${o.attach.length} files; at most ${SEND_LIMITS.maxFiles} per message`);
         const files = o.attach.map((f) => {
@@ -73,7 +83,8 @@ export function registerMail(program: Command): void {
         const bar = progressBar(total);
         const { server, me, anchors, client, tmp } = await connect(o, { onUploadProgress: (sent) => bar(sent) });
         try {
-          const to = await recipientCipher(server, o.to, anchors);
+          if (!o.toCert && !server) fail('--to-cert PEM is needed with --endpoint (an intermediary without a directory)');
+          const to = o.toCert ? pinnedCertificate(o.toCert, 'cipher', `cipher certificate of ${o.to}`) : await recipientCipher(server as string, o.to, anchors);
           // The encrypted attachment copies go to our temporary folder, which is removed below (not os.tmpdir()).
           const sealed = await sealContent({
             tmpDir: tmp,

@@ -6,7 +6,7 @@ import { loadConfigFile, resolveConfig, type ServerConfig } from '../config.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { startServer } from '../server.ts';
 import { loadAgentConfig } from '../../adapters/config.ts';
-import { buildAgent } from './agent.ts';
+import { buildAgent, describeMailboxes } from './agent.ts';
 import { action, fail } from './run.ts';
 
 interface ServeOpts {
@@ -47,8 +47,8 @@ async function startAgent(cfg: ServerConfig, log: Logger): Promise<{ stop(): Pro
   const agent = await buildAgent(agentCfg, log.child({ component: 'agent' }));
   await agent.recover();
   const abort = new AbortController();
-  const running = agent.run(abort.signal, agentCfg.pollIntervalSeconds * 1000).catch((err: unknown) => log.error({ err }, 'mailbox agent stopped'));
-  log.info({ mailboxes: agentCfg.mailboxes.map((m) => m.id), every_s: agentCfg.pollIntervalSeconds }, 'mailbox agent running');
+  const running = agent.run(abort.signal).catch((err: unknown) => log.error({ err }, 'mailbox agent stopped'));
+  log.info({ mailboxes: describeMailboxes(agentCfg) }, 'mailbox agent running');
   return {
     async stop() {
       abort.abort();

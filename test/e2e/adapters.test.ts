@@ -15,6 +15,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import type { MailboxAgent } from '../../adapters/agent.ts';
@@ -199,6 +200,7 @@ describe('mailbox agent end to end: intermediary → hot folder, HTTP DMS, SMTP;
         dataDir: 'agent',
         server: server.url,
         pollIntervalSeconds: 1,
+        receptionTracking: { intervalSeconds: 0.05 },
         retry: { maxAttempts: 3, baseDelaySeconds: 1, maxDelaySeconds: 2 },
         mailboxes: [{ id: 'stadt-lemgo', identity: join(pki.dir, 'stadt-lemgo'), outgoing: 'dms-ausgang' }],
         adapters: {
@@ -365,9 +367,11 @@ describe('mailbox agent end to end: intermediary → hot folder, HTTP DMS, SMTP;
 
     const round = await agent.runOnce();
     expect(round.queuedOutgoing).to.equal(2);
-    expect(round.jobs.map((j) => j.outcome).sort()).to.deep.equal(['ok', 'park']);
-    const result = JSON.parse(readFileSync(join(outgoingDir, 'antwort-1.result.json'), 'utf8')) as { status: string; messageId: string; processCard: { creation: string }; processCardXml: string };
+    // Sent, then waiting for the reception (ag-lemgo has not fetched it yet); the bad folder is parked.
+    expect(round.jobs.map((j) => j.outcome).sort()).to.deep.equal(['park', 'wait']);
+    const result = JSON.parse(readFileSync(join(outgoingDir, 'antwort-1.result.json'), 'utf8')) as { status: string; messageId: string; receivedAt: string | null; processCard: { creation: string }; processCardXml: string };
     expect(result.status).to.equal('sent');
+    expect(result.receivedAt).to.equal(null);
     expect(result.processCard.creation).to.match(/^\d{4}-/);
     expect(result.processCardXml).to.contain(result.messageId);
     const failed = JSON.parse(readFileSync(join(outgoingDir, 'kaputt.result.json'), 'utf8')) as { status: string; error: string };
@@ -390,10 +394,18 @@ describe('mailbox agent end to end: intermediary → hot folder, HTTP DMS, SMTP;
     expect(sha(readFileSync(join(w.folder, 'stellungnahme.pdf')))).to.equal(sha(stellungnahme));
     expect(readFileSync(join(w.folder, 'text.txt'), 'utf8')).to.equal('Anbei unsere Stellungnahme.');
 
-    // Scanned again: nothing is sent twice.
+    // Scanned again: nothing is sent twice; the process card now has the reception and the result file says so.
+    await sleep(100);
     const third = await agent.runOnce();
     expect(third.queuedOutgoing).to.equal(0);
-    expect(third.jobs).to.deep.equal([]);
+    expect(third.jobs.map((j) => [j.job.kind, j.outcome])).to.deep.equal([['send', 'ok']]);
+    expect(third.jobs[0]!.detail).to.match(/received at \d{4}-/);
+    const received = JSON.parse(readFileSync(join(outgoingDir, 'antwort-1.result.json'), 'utf8')) as typeof result & { processCard: { reception: string } };
+    expect(received.status).to.equal('received');
+    expect(received.receivedAt).to.equal(received.processCard.reception);
+    expect(received.processCardXml).to.contain('Reception');
+    await sleep(100);
+    expect((await agent.runOnce()).jobs, 'the job is done').to.deep.equal([]);
   });
 
   it('a message the mailbox key cannot open is kept encrypted and delivered to the default route, not dropped', async () => {
