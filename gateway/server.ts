@@ -16,7 +16,7 @@ import { resolveAdminToken } from './http/admin.ts';
 import { createApp } from './http/app.ts';
 import { liveIdentityDir, loadKeyRef, type Identity } from './identity.ts';
 import { createLogger, type Logger } from './log.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 import { Intermediary } from './osci/intermediary.ts';
 import { openStore, type Store } from './store/index.ts';
 import { Trust } from './trust.ts';
@@ -26,6 +26,8 @@ export interface RunningServer {
   store: Store;
   identity: Identity;
   log: Logger;
+  /** Its /metrics registry (the mailbox agent beside it adds its poll metrics). */
+  metrics: Metrics;
   stop(): Promise<void>;
 }
 
@@ -154,6 +156,7 @@ export async function startServer(cfg: ServerConfig, opts: StartOptions = {}): P
     store,
     identity,
     log,
+    metrics,
     async stop() {
       if (shuttingDown) return;
       shuttingDown = true;

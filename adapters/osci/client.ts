@@ -10,6 +10,7 @@ import { decodeMessage, encodeMessage, type DecodedMessage, type EncodeOptions }
 import { OsciError } from '../../protocol/errors.ts';
 import { isFeedbackCode, type FeedbackCode } from '../../protocol/feedback.ts';
 import { certificate } from '../../protocol/messages/certificates.ts';
+import { SUPPORTED_FEATURES } from '../../protocol/messages/parts.ts';
 import type { Certificate, ContentPackage, DeliverySelection, FeedbackEntry, OsciMessage, OsciMessageOf, ProcessCardSelection, QualityOfTimestamp } from '../../protocol/model.ts';
 import { postOsci } from './post.ts';
 
@@ -80,7 +81,7 @@ export class OsciClient {
   }
 
   private base(controlBlock: ControlBlock) {
-    return { controlBlock, desiredLanguages: this.o.languages ?? ['de'], certificates: this.ownCertificates(controlBlock) };
+    return { controlBlock, desiredLanguages: this.o.languages ?? ['de'], certificates: this.ownCertificates(controlBlock), featureDescription: SUPPORTED_FEATURES };
   }
 
   /** One request/response exchange; the caller disposes the decoded response. */

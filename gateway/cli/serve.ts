@@ -8,6 +8,8 @@ import { startServer } from '../server.ts';
 import { loadAgentConfig } from '../../adapters/config.ts';
 import { buildAgent, describeMailboxes } from './agent.ts';
 import { action, fail } from './run.ts';
+import type { Registry } from 'prom-client';
+import { agentMetricsHooks } from '../agent-metrics.ts';
 
 interface ServeOpts {
   config?: string;
@@ -40,11 +42,14 @@ function untilSignal(): Promise<void> {
   });
 }
 
-/** The mailbox agent beside the intermediary (config key `agent`): runs in the primary process until stopped. */
-async function startAgent(cfg: ServerConfig, log: Logger): Promise<{ stop(): Promise<void> } | undefined> {
+/**
+ * The mailbox agent beside the intermediary (config key `agent`): runs in the primary process until stopped. Its poll
+ * metrics join the server's /metrics when both share the process (--workers 1); with several workers they are in the logs only.
+ */
+async function startAgent(cfg: ServerConfig, log: Logger, registry?: Registry): Promise<{ stop(): Promise<void> } | undefined> {
   if (!cfg.agent) return undefined;
   const agentCfg = loadAgentConfig(cfg.agent);
-  const agent = await buildAgent(agentCfg, log.child({ component: 'agent' }));
+  const agent = await buildAgent(agentCfg, log.child({ component: 'agent' }), registry ? { hooks: agentMetricsHooks(registry) } : {});
   await agent.recover();
   const abort = new AbortController();
   const running = agent.run(abort.signal).catch((err: unknown) => log.error({ err }, 'mailbox agent stopped'));
@@ -106,7 +111,7 @@ export function registerServe(program: Command): void {
         const server = await startServer(cfg, { log });
         const mailboxes = (await server.store.listParticipants()).map((p) => p.id);
         process.stdout.write(banner(server.url, server.store.kind, mailboxes, cfg, 1));
-        const agent = await startAgent(cfg, log);
+        const agent = await startAgent(cfg, log, server.metrics.registry);
         await untilSignal();
         await agent?.stop();
         await server.stop();

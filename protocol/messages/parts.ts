@@ -181,6 +181,21 @@ const FD_ATTRS = [
   ['chunkMessageTimeOut', 'ChunkMessageTimeOut'],
 ] as const;
 
+/**
+ * What this implementation supports, announced in every request as the reference library does (osci-protocol.md
+ * "[C] FeatureDescription"): binary attachments, RSA-OAEP, SHA-3 digests, AES-GCM, 12-byte GCM IVs. Not
+ * PartialMessageTransmission: chunking is not implemented.
+ */
+export const SUPPORTED_FEATURES: Readonly<FeatureDescription> = Object.freeze({
+  features: Object.freeze([
+    { key: 'DisableBase64', version: '1.2.0' },
+    { key: 'OAEPEncryption', version: '1.6.0' },
+    { key: 'SHA3HashAlgo', version: '1.6.3' },
+    { key: 'GCMPaddingModus', version: '1.7.0' },
+    { key: 'Support96Bit12ByteIV', version: '1.9.0' },
+  ]) as FeatureDescription['features'],
+});
+
 /** [J] writes it with Id but without soap:actor / mustUnderstand. */
 export function buildFeatureDescription(doc: Document, fd: FeatureDescription): Element {
   if (fd.features.length === 0) throw new OsciError('ERR_USAGE', 'FeatureDescription needs at least one Feature');

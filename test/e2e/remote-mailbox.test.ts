@@ -1,0 +1,333 @@
+/**
+ * Remote mailboxes (issue 9) with two real `amtsbote serve` processes on 127.0.0.1: A is the central intermediary
+ * where stadt-lemgo's and the court's mailboxes live; B is the municipal gateway, configured with stadt-lemgo as a
+ * remote mailbox on A (pinned endpoint and certificates). A recording proxy sits between B and A: it lets the test
+ * hold a request, play "A is down", and keeps every request B sent for the wire-form comparison with the reference
+ * library's captured messages (osci-reference/messages) and the XSDs.
+ *
+ * Reception semantics (osci-protocol.md §2): the request after a fetchDelivery acknowledges it; B sends it only
+ * after the message is stored and written to the hot folder.
+ */
+import { expect } from 'chai';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { SendResult } from '../../adapters/hotfolder/import.ts';
+import { writeDeliveryFolder, type MessageMeta } from '../../adapters/inbox.ts';
+import type { OsciClient } from '../../adapters/osci/client.ts';
+import { initDevPki } from '../../crypto/devpki.ts';
+import { loadPrivateKey } from '../../crypto/keys.ts';
+import { decryptTransportPayload, sealContent } from '../../protocol/envelope/index.ts';
+import { parseMultipartBuffer } from '../../protocol/mime.ts';
+import { parseSoap } from '../../protocol/soap-parse.ts';
+import { testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
+import { requireShared, requireTool, shared } from '../helpers/env.ts';
+import { devServerConfig, osciClient, startServerProcess, writeServerConfig, type ServerProcess } from '../helpers/server-process.ts';
+import { wireShape, type WireShape } from '../helpers/wire-shape.ts';
+import { firstMimePart, validateXsd } from '../helpers/xsd.ts';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Waits until `probe` returns a value (not undefined/false), polling every `everyMs`. */
+async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 150): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Forwards POSTs to A; records them; can hold the n-th one unanswered; refuses connections while A is "down". */
+class RecordingProxy {
+  target = '';
+  readonly requests: Array<{ body: Buffer; contentType: string }> = [];
+  private holdNth?: { n: number; reached: () => void };
+  private readonly held: ServerResponse[] = [];
+  readonly server: Server;
+  url = '';
+
+  constructor() {
+    this.server = createServer((req, res) => this.handle(req, res));
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as { port: number }).port}`;
+  }
+
+  /** Resolves when the n-th request (1-based, counted from now on) arrives; it is never forwarded. */
+  hold(n: number): Promise<void> {
+    return new Promise((reached) => (this.holdNth = { n: this.requests.length + n, reached }));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      this.requests.push({ body, contentType: String(req.headers['content-type'] ?? '') });
+      if (this.holdNth && this.requests.length === this.holdNth.n) {
+        this.held.push(res);
+        this.holdNth.reached();
+        this.holdNth = undefined;
+        return;
+      }
+      const up = request(`${this.target}${req.url ?? '/osci'}`, { method: req.method, headers: { 'content-type': req.headers['content-type'] ?? '', 'content-length': body.length } }, (r) => {
+        res.writeHead(r.statusCode ?? 502, { 'content-type': r.headers['content-type'] ?? 'application/octet-stream' });
+        r.pipe(res);
+      });
+      up.on('error', () => res.destroy()); // A is down: the connection just breaks, as for B talking to A directly
+      up.end(body);
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.held) r.destroy();
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+/** Message folders in the hot folder, by MessageId. */
+function exported(dir: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  if (!existsSync(dir)) return out;
+  for (const n of readdirSync(dir)) {
+    if (n.startsWith('.')) continue;
+    const meta = JSON.parse(readFileSync(join(dir, n, 'message.json'), 'utf8')) as MessageMeta;
+    out.set(meta.messageId, [...(out.get(meta.messageId) ?? []), n]);
+  }
+  return out;
+}
+
+/** B's /metrics value of one series (undefined when absent). */
+async function metric(b: ServerProcess, series: string): Promise<number | undefined> {
+  const text = await (await fetch(`${b.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('remote mailboxes: B fetches stadt-lemgo from the central intermediary A and sends replies through it', function () {
+  this.timeout(300_000);
+  let tmp: string;
+  let pkiDir: string;
+  let a: ServerProcess;
+  let b: ServerProcess | undefined;
+  let aConfig: string;
+  let bConfig: string;
+  let ag: TestIdentity;
+  let stadt: TestIdentity;
+  let im: TestIdentity;
+  const proxy = new RecordingProxy();
+  let exportDir: string;
+  let outDir: string;
+  const mids: string[] = [];
+  const xjustiz = Buffer.from('<?xml version="1.0" encoding="UTF-8"?><nachricht.gds.uebermittlungSchriftgutobjekte.0005005/>');
+
+  const client = (who: TestIdentity): OsciClient => osciClient(a.osciUrl, who, im, tmp);
+
+  async function courtSends(subject: string, body: Buffer): Promise<string> {
+    const s = await sealContent({
+      author: ag.signature,
+      readers: [stadt.cipher.cert],
+      tmpDir: tmp,
+      contents: [{ base64Content: Buffer.from(`Zustellung: ${subject}`) }, { attachment: { contentId: 'xjustiz_nachricht.xml', size: xjustiz.length, open: () => Readable.from([xjustiz]) } }, { attachment: { contentId: 'schriftsatz.pdf', size: body.length, open: () => Readable.from([body]) } }],
+    });
+    try {
+      return (await client(ag).storeDelivery({ addresseeCipher: stadt.cipher.cert, subject, contentPackage: s.contentPackage, certificates: s.certificates, attachments: s.attachments })).messageId;
+    } finally {
+      await s.dispose();
+    }
+  }
+
+  /** The process card at A, as the sender sees it (fetchProcessCard in an explicit dialog). */
+  async function cardAtA(who: TestIdentity, messageId: string) {
+    const d = await client(who).openDialog();
+    try {
+      return (await d.fetchProcessCards({ by: 'messageId', messageIds: [messageId] }))[0];
+    } finally {
+      await d.close();
+    }
+  }
+
+  const startB = async () => (b = await startServerProcess(bConfig, { args: ['--workers', '1'] }));
+
+  before(async function () {
+    const pki = await testPki();
+    pkiDir = pki.dir;
+    tmp = mkdtempSync(join(tmpdir(), 'amtsbote-remote-'));
+    [ag, stadt, im] = await Promise.all([testIdentity('ag-lemgo'), testIdentity('stadt-lemgo'), testIdentity('intermediary')]);
+    // A: the central intermediary on the test PKI, its mailboxes registered.
+    mkdirSync(join(tmp, 'a'));
+    aConfig = writeServerConfig(join(tmp, 'a'), devServerConfig(pkiDir, join(tmp, 'a', 'data')));
+    a = await startServerProcess(aConfig, { args: ['--workers', '1'] });
+    await proxy.listen();
+    proxy.target = a.url;
+    // B: a gateway with an intermediary identity of its own (another dev PKI); stadt-lemgo's keys are held here.
+    const bDir = join(tmp, 'b');
+    mkdirSync(bDir);
+    const pkiB = await initDevPki(join(bDir, 'pki'), { bits: 2048 });
+    exportDir = join(bDir, 'dms-eingang');
+    outDir = join(bDir, 'dms-ausgang');
+    mkdirSync(outDir);
+    mkdirSync(exportDir); // the DMS share; a missing one is retried (not mounted yet), never created by us
+    writeFileSync(join(bDir, 'agent.json'), JSON.stringify({
+      dataDir: 'agent',
+      intermediaries: { zentral: { endpoint: `${proxy.url}/osci`, cipherCert: join(pkiDir, 'intermediary', 'cipher.cert.pem'), signatureCert: join(pkiDir, 'intermediary', 'signature.cert.pem') } },
+      recipients: { 'ag-lemgo': { cipherCert: join(pkiDir, 'ag-lemgo', 'cipher.cert.pem') } },
+      trustAnchors: [join(pkiDir, 'ca', 'ca.cert.pem')],
+      pollIntervalSeconds: 0.5,
+      pollBackoffMaxSeconds: 2,
+      receptionTracking: { intervalSeconds: 0.3 },
+      retry: { maxAttempts: 5, baseDelaySeconds: 0.2, maxDelaySeconds: 1, leaseSeconds: 2 },
+      mailboxes: [{ id: 'stadt-lemgo', intermediary: 'zentral', identity: join(pkiDir, 'stadt-lemgo'), outgoing: outDir }],
+      adapters: { eingang: { type: 'hotfolder', dir: exportDir } },
+      routes: [],
+      defaultRoute: ['eingang'],
+    }));
+    bConfig = writeServerConfig(bDir, { ...devServerConfig(pkiB.dir, join(bDir, 'data')), agent: join(bDir, 'agent.json'), logLevel: 'info' });
+  });
+
+  after(async () => {
+    await b?.stop();
+    await a?.stop();
+    await proxy.close();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('B fetches the court’s message, writes it to its hot folder, and only then acknowledges it at A; killed before the acknowledgement, it delivers the message once after a restart', async () => {
+    const pdf = randomBytes(50_000);
+    mids.push(await courtSends('Klage 12 C 1000/26', pdf));
+    // B's first poll: initDialog (1), fetchDelivery (2) answered with the message, then the acknowledging request (3).
+    const held = proxy.hold(3);
+    await startB();
+    await held;
+    const folders = exported(exportDir);
+    expect(folders.get(mids[0]!), `in the hot folder before the acknowledgement\n${b!.output()}`).to.have.length(1);
+    const dir = join(exportDir, folders.get(mids[0]!)![0]!);
+    expect(sha(readFileSync(join(dir, 'schriftsatz.pdf')))).to.equal(sha(pdf));
+    expect(readFileSync(join(dir, 'process-card.xml'), 'utf8')).to.contain('Creation');
+    expect((await cardAtA(ag, mids[0]!))?.processCard.reception, 'A has recorded no reception yet').to.equal(undefined);
+
+    await b!.kill();
+    await startB();
+    const card = await until('reception at A', async () => (await cardAtA(ag, mids[0]!))?.processCard.reception);
+    expect(card).to.not.equal(undefined);
+    expect(exported(exportDir).get(mids[0]!), 'exactly one folder after the restart').to.have.length(1);
+    await until('B logs the repeated fetch', () => /fetched again; already stored/.test(b!.output()));
+  });
+
+  it('a reply dropped into B’s outgoing folder reaches the court on A; its result file carries A’s process card with the reception once the court fetched it', async () => {
+    const pdf = randomBytes(30_000);
+    const folder = join(outDir, 'antwort-1');
+    mkdirSync(folder);
+    writeFileSync(join(folder, 'stellungnahme.pdf'), pdf);
+    writeFileSync(join(folder, 'send.json'), JSON.stringify({ to: 'ag-lemgo', subject: 'Stellungnahme zu 12 C 1000/26', text: 'Anbei die Stellungnahme der Stadt.' }));
+    const resultFile = join(outDir, 'antwort-1.result.json');
+    const read = () => (existsSync(resultFile) ? (JSON.parse(readFileSync(resultFile, 'utf8')) as SendResult) : undefined);
+    const sent = await until('result file', () => read());
+    expect(sent.status, JSON.stringify(sent)).to.equal('sent');
+    expect(sent.receivedAt).to.equal(null);
+    expect(sent.processCard?.creation).to.match(/^\d{4}-/);
+    await sleep(1000);
+    expect(read()?.status, 'no reception while the court has not fetched it').to.equal('sent');
+
+    // The court fetches it from A; the next request of its dialog acknowledges the reception.
+    const d = await client(ag).openDialog();
+    const got = await d.fetchDelivery({ by: 'messageId', messageId: sent.messageId as string });
+    expect(got).to.not.equal(undefined);
+    const inbox = join(tmp, 'court-inbox');
+    mkdirSync(inbox);
+    const w = await writeDeliveryFolder({ parent: inbox, response: got!.response, decoded: got!.decoded, readerKeys: [ag.cipher.key], anchors: [], tmpDir: tmp });
+    await got!.decoded.dispose();
+    await d.close();
+    expect(w.meta.verification.containers[0]?.signatureValid).to.equal(true);
+    expect(w.meta.from[0]).to.contain('stadt-lemgo');
+    expect(sha(readFileSync(join(w.folder, 'stellungnahme.pdf')))).to.equal(sha(pdf));
+
+    const received = await until('result with reception', () => (read()?.status === 'received' ? read() : undefined));
+    const atA = await cardAtA(stadt, sent.messageId as string);
+    const reception = atA?.processCard.reception;
+    expect(reception && 'time' in reception ? reception.time : undefined).to.equal(received.receivedAt);
+    expect(received.processCardXml).to.contain('Reception');
+  });
+
+  it('with A down B backs off and recovers by itself when A returns; nothing is lost or duplicated', async () => {
+    const failing = 'amtsbote_agent_poll_failures_in_row{mailbox="stadt-lemgo",via="zentral"}';
+    await a.stop();
+    const logBefore = b!.output().length;
+    await until('three failed polls in a row', async () => ((await metric(b!, failing)) ?? 0) >= 3, 30_000, 200);
+    const waits = [...b!.output().slice(logBefore).matchAll(/"nextPollInMs":(\d+)[^\n]*poll failed; backing off/g)].map((m) => Number(m[1]));
+    expect(waits.length).to.be.at.least(3);
+    // interval·2^(n−1) with equal jitter: the third wait is at least twice the first's upper bound would allow.
+    expect(waits[2]!, `waits ${waits.join(', ')}`).to.be.greaterThan(waits[0]!);
+    expect(Math.max(...waits)).to.be.at.most(2000);
+
+    a = await startServerProcess(aConfig, { args: ['--workers', '1'] }); // same data folder and keys, another port
+    proxy.target = a.url;
+    mids.push(await courtSends('Beschluss 12 C 1000/26', randomBytes(10_000)), await courtSends('Ladung 12 C 1000/26', randomBytes(10_000)));
+    for (const m of mids) await until(`reception of ${m} at A`, async () => (await cardAtA(ag, m))?.processCard.reception);
+    const folders = exported(exportDir);
+    expect([...folders.keys()].sort()).to.deep.equal([...mids].sort());
+    for (const m of mids) expect(folders.get(m), m).to.have.length(1);
+    expect(await metric(b!, failing)).to.equal(0);
+    expect(await metric(b!, 'amtsbote_agent_polls_total{mailbox="stadt-lemgo",via="zentral",outcome="error"}')).to.be.at.least(3);
+    expect(await metric(b!, 'amtsbote_agent_messages_stored_total{mailbox="stadt-lemgo",via="zentral"}')).to.equal(2);
+  });
+
+  describe('the requests B sent to A have the reference library’s wire form', () => {
+    const REFERENCE: Record<string, string> = {
+      initDialog: '01_initDialog',
+      getMessageId: '02_getMessageId',
+      storeDelivery: '03_storeDelivery',
+      fetchDelivery: '04_fetchDelivery',
+      exitDialog: '04z_exitDialog_bob',
+      fetchProcessCard: '05_fetchProcessCard',
+    };
+    const XSD: Record<string, string> = {
+      initDialog: 'soapInitDialog.xsd',
+      getMessageId: 'soapGetMessageId.xsd',
+      storeDelivery: 'soapStoreDelivery.xsd',
+      fetchDelivery: 'soapFetchDelivery.xsd',
+      exitDialog: 'soapExitDialog.xsd',
+      fetchProcessCard: 'soapFetchProcessCard.xsd',
+    };
+    /** Attachment names differ per message; signature reference order is the library's hash order, not significant (XML-DSig §4.3.5). */
+    const comparable = (s: WireShape): WireShape => ({ ...s, references: s.references.map((r) => (r.startsWith('cid:') ? 'cid:*' : r)).sort() });
+    const reference = (name: string, kind: 'plain' | 'wire') => wireShape(firstMimePart(readFileSync(shared('osci-reference', 'messages', `${name}.${kind}.mime`))));
+
+    it('transport encryption: every request is soapMessageEncrypted (valid) with the reference’s structure and algorithms, and A’s key opens it', async function () {
+      requireShared(this);
+      requireTool(this, 'xmllint');
+      const key = loadPrivateKey(join(pkiDir, 'intermediary', 'cipher.key.pem'));
+      const seen = new Map<string, number>();
+      const refWire = reference('04_fetchDelivery', 'wire');
+      expect(proxy.requests.length).to.be.greaterThan(10);
+      for (const [i, r] of proxy.requests.entries()) {
+        const outer = await parseMultipartBuffer(r.body);
+        const outerSoap = outer.parts[0]?.body as Buffer;
+        const v = validateXsd(outerSoap, 'soapMessageEncrypted.xsd');
+        expect(v.valid, `request ${i}: ${v.errors.join('\n')}`).to.equal(true);
+        expect(wireShape(outerSoap), `request ${i}`).to.deep.equal(refWire);
+        const chunks: Buffer[] = [];
+        await decryptTransportPayload(parseSoap(outerSoap), () => Readable.from([outer.parts[1]?.body as Buffer]), [{ key }], new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }));
+        const inner = await parseMultipartBuffer(Buffer.concat(chunks));
+        const soap = inner.parts[0]?.body as Buffer;
+        const type = parseSoap(soap).type;
+        seen.set(type, (seen.get(type) ?? 0) + 1);
+        const ref = REFERENCE[type];
+        expect(ref, `request ${i} is a ${type}`).to.not.equal(undefined);
+        expect(comparable(wireShape(soap)), `request ${i}: ${type} against ${ref}`).to.deep.equal(comparable(reference(ref!, 'plain')));
+        const x = validateXsd(soap, XSD[type]!);
+        expect(x.valid, `request ${i}: ${type}: ${x.errors.join('\n')}`).to.equal(true);
+      }
+      expect([...seen.keys()].sort()).to.deep.equal(Object.keys(REFERENCE).sort());
+    });
+  });
+});
