@@ -9,6 +9,7 @@
  * after the message is stored and written to the hot folder.
  */
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -20,12 +21,12 @@ import type { SendResult } from '../../adapters/hotfolder/import.ts';
 import { writeDeliveryFolder, type MessageMeta } from '../../adapters/inbox.ts';
 import type { OsciClient } from '../../adapters/osci/client.ts';
 import { initDevPki } from '../../crypto/devpki.ts';
-import { loadPrivateKey } from '../../crypto/keys.ts';
+import { loadPrivateKey, writePkcs12 } from '../../crypto/keys.ts';
 import { decryptTransportPayload, sealContent } from '../../protocol/envelope/index.ts';
 import { parseMultipartBuffer } from '../../protocol/mime.ts';
 import { parseSoap } from '../../protocol/soap-parse.ts';
 import { testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
-import { requireShared, requireTool, shared } from '../helpers/env.ts';
+import { REPO_ROOT, requireShared, requireTool, shared } from '../helpers/env.ts';
 import { devServerConfig, osciClient, startServerProcess, writeServerConfig, type ServerProcess } from '../helpers/server-process.ts';
 import { wireShape, type WireShape } from '../helpers/wire-shape.ts';
 import { firstMimePart, validateXsd } from '../helpers/xsd.ts';
@@ -104,6 +105,18 @@ function exported(dir: string): Map<string, string[]> {
     out.set(meta.messageId, [...(out.get(meta.messageId) ?? []), n]);
   }
   return out;
+}
+
+/** `amtsbote …` as a child process (asynchronous: the proxy lives in this process). */
+function runCli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'amtsbote.js'), ...args], { env: { ...process.env, AMTSBOTE_LOG_LEVEL: 'silent' } });
+    let out = '';
+    let err = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    p.on('close', (code) => resolve({ code, out, err }));
+  });
 }
 
 /** B's /metrics value of one series (undefined when absent). */
@@ -281,6 +294,33 @@ describe('remote mailboxes: B fetches stadt-lemgo from the central intermediary 
     expect(await metric(b!, 'amtsbote_agent_messages_stored_total{mailbox="stadt-lemgo",via="zentral"}')).to.equal(2);
   });
 
+  it('amtsbote send reaches a court on an intermediary without directory (pinned endpoint and certificates, --to-cert, PKCS#12 keys with --pin-file)', async () => {
+    // stadt-lemgo's keys as PKCS#12 files; the PIN comes from a file (a container secret), never from the command line.
+    const ids = join(tmp, 'p12-ids');
+    mkdirSync(join(ids, 'stadt-lemgo'), { recursive: true });
+    for (const usage of ['signature', 'cipher'] as const) writeFileSync(join(ids, 'stadt-lemgo', `${usage}.p12`), writePkcs12(stadt[usage].key, stadt[usage].cert, [], 'geheim-123', { iterations: 2000 }));
+    writeFileSync(join(tmp, 'pin.txt'), 'geheim-123\n');
+    const r = await runCli([
+      'send', '--endpoint', `${proxy.url}/osci`,
+      '--intermediary-cipher', join(pkiDir, 'intermediary', 'cipher.cert.pem'), '--intermediary-signature', join(pkiDir, 'intermediary', 'signature.cert.pem'),
+      '--as', 'stadt-lemgo', '--identity-root', ids, '--pin-file', join(tmp, 'pin.txt'), '--trust-anchor', join(pkiDir, 'ca', 'ca.cert.pem'),
+      '--to', 'ag-lemgo', '--to-cert', join(pkiDir, 'ag-lemgo', 'cipher.cert.pem'), '--subject', 'Rückfrage 12 C 1000/26', '--text', 'Bitte um Fristverlängerung.', '--json',
+    ]);
+    expect(r.code, r.err).to.equal(0);
+    const messageId = (JSON.parse(r.out) as { messageId: string }).messageId;
+    const d = await client(ag).openDialog();
+    const got = await d.fetchDelivery({ by: 'messageId', messageId });
+    expect(got, 'the court finds it at A').to.not.equal(undefined);
+    await got!.decoded.dispose();
+    await d.close();
+    // Without the PIN file the keys stay closed; with an untrusted pinned certificate nothing is sent.
+    const noPin = await runCli(['send', '--endpoint', `${proxy.url}/osci`, '--intermediary-cipher', join(pkiDir, 'intermediary', 'cipher.cert.pem'), '--intermediary-signature', join(pkiDir, 'intermediary', 'signature.cert.pem'), '--as', 'stadt-lemgo', '--identity-root', ids, '--to', 'ag-lemgo', '--to-cert', join(pkiDir, 'ag-lemgo', 'cipher.cert.pem'), '--subject', 'x', '--text', 'y']);
+    expect(noPin.code).to.not.equal(0);
+    expect(noPin.err).to.match(/--pin-env VAR or --pin-file FILE/);
+    const halfPinned = await runCli(['send', '--endpoint', `${proxy.url}/osci`, '--as', 'stadt-lemgo', '--identity-root', pkiDir, '--to', 'ag-lemgo', '--subject', 'x', '--text', 'y']);
+    expect(halfPinned.err).to.match(/--endpoint, --intermediary-cipher and --intermediary-signature go together/);
+  });
+
   describe('the requests B sent to A have the reference library’s wire form', () => {
     const REFERENCE: Record<string, string> = {
       initDialog: '01_initDialog',
@@ -298,8 +338,8 @@ describe('remote mailboxes: B fetches stadt-lemgo from the central intermediary 
       exitDialog: 'soapExitDialog.xsd',
       fetchProcessCard: 'soapFetchProcessCard.xsd',
     };
-    /** Attachment names differ per message; signature reference order is the library's hash order, not significant (XML-DSig §4.3.5). */
-    const comparable = (s: WireShape): WireShape => ({ ...s, references: s.references.map((r) => (r.startsWith('cid:') ? 'cid:*' : r)).sort() });
+    /** Attachments differ per message (checked against the MIME parts); reference order is the library's hash order, not significant (XML-DSig §4.3.5). */
+    const comparable = (s: WireShape): WireShape => ({ ...s, references: s.references.filter((r) => !r.startsWith('cid:')).sort() });
     const reference = (name: string, kind: 'plain' | 'wire') => wireShape(firstMimePart(readFileSync(shared('osci-reference', 'messages', `${name}.${kind}.mime`))));
 
     it('transport encryption: every request is soapMessageEncrypted (valid) with the reference’s structure and algorithms, and A’s key opens it', async function () {
@@ -323,7 +363,9 @@ describe('remote mailboxes: B fetches stadt-lemgo from the central intermediary 
         seen.set(type, (seen.get(type) ?? 0) + 1);
         const ref = REFERENCE[type];
         expect(ref, `request ${i} is a ${type}`).to.not.equal(undefined);
-        expect(comparable(wireShape(soap)), `request ${i}: ${type} against ${ref}`).to.deep.equal(comparable(reference(ref!, 'plain')));
+        const shape = wireShape(soap);
+        expect(comparable(shape), `request ${i}: ${type} against ${ref}`).to.deep.equal(comparable(reference(ref!, 'plain')));
+        expect(shape.references.filter((u) => u.startsWith('cid:')).length, `request ${i}: one cid: reference per attachment`).to.equal(inner.parts.length - 1);
         const x = validateXsd(soap, XSD[type]!);
         expect(x.valid, `request ${i}: ${type}: ${x.errors.join('\n')}`).to.equal(true);
       }

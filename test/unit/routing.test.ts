@@ -121,6 +121,13 @@ describe('routing rules (adapters/routing.ts)', () => {
     expect(route('unknown-mailbox', meta({})).adapters).to.deep.equal(['archiv']);
   });
 
+  it('a mailbox’s own view: only the rules it names, and its own default route', () => {
+    const m = meta({ subject: 'Bauantrag', xml: xjustiz0005005({ court: 'F1234', aktenzeichen: '32 OWi 77/26' }) });
+    expect(router.route(factsOf('stadt-lemgo', m)).rule).to.equal('bussgeld');
+    expect(router.route(factsOf('stadt-lemgo', m), { rules: ['amtsgericht', 'bauamt'] }).rule).to.equal('amtsgericht');
+    expect(router.route(factsOf('stadt-lemgo', m), { rules: [], default: ['dms'] })).to.deep.equal({ rule: 'default', adapters: ['dms'], isDefault: true });
+  });
+
   it('refuses unknown adapters, unknown conditions, bad regular expressions and an empty default route', () => {
     expect(() => new Router({ rules: [{ match: {}, to: ['nope'] }], default: ['archiv'] }, adapters)).to.throw(/unknown adapter "nope"/);
     expect(() => new Router({ rules: [{ match: { sender: 'x' } as never, to: ['dms'] }], default: ['archiv'] }, adapters)).to.throw(/unknown condition "sender"/);
@@ -158,5 +165,36 @@ describe('agent configuration (adapters/config.ts)', () => {
     expect(() => parseAgentConfig(badMail, '/x')).to.throw(/not a plain e-mail address/);
     expect(() => parseAgentConfig({ ...base, defaultRoute: ['missing'] }, '/x')).to.throw(/unknown adapter "missing"/);
     expect(() => parseAgentConfig({ ...base, retry: { maxAttempts: 0 } }, '/x')).to.throw(/maxAttempts/);
+  });
+
+  describe('mailboxes on other intermediaries', () => {
+    const remote = {
+      ...base,
+      server: undefined,
+      intermediaries: { zentral: { endpoint: 'https://osci.justiz.example/osci/', cipherCert: 'pins/zentral-cipher.pem', signatureCert: 'pins/zentral-signature.pem' } },
+      recipients: { 'ag-lemgo': { cipherCert: 'pins/ag-lemgo.pem' } },
+      mailboxes: [{ id: 'stadt-lemgo', intermediary: 'zentral', identity: 'ids/stadt-lemgo', pinFile: '/run/secrets/lemgo-pin', pollIntervalSeconds: 30, routes: ['x'], defaultRoute: ['dms'] }],
+    };
+
+    it('reads the pinned endpoint and certificates, recipients, PIN file, interval, routing view and tracking defaults', () => {
+      const c = parseAgentConfig(remote, '/etc/amtsbote');
+      expect(c.server).to.equal(undefined);
+      expect(c.intermediaries.zentral).to.deep.equal({ endpoint: 'https://osci.justiz.example/osci', cipherCert: '/etc/amtsbote/pins/zentral-cipher.pem', signatureCert: '/etc/amtsbote/pins/zentral-signature.pem' });
+      expect(c.recipients['ag-lemgo']).to.deep.equal({ cipherCert: '/etc/amtsbote/pins/ag-lemgo.pem' });
+      expect(c.mailboxes[0]).to.deep.equal({ id: 'stadt-lemgo', identity: '/etc/amtsbote/ids/stadt-lemgo', pinFile: '/run/secrets/lemgo-pin', intermediary: 'zentral', pollIntervalSeconds: 30, routes: ['x'], defaultRoute: ['dms'] });
+      expect(c.pollBackoffMaxSeconds).to.equal(900);
+      expect(c.receptionTracking).to.deep.equal({ intervalSeconds: 300, maxDays: 14 });
+    });
+
+    it('refuses an unknown intermediary, a mailbox without one, both PIN sources, unknown rules and a PIN in the file', () => {
+      const mb = remote.mailboxes[0]!;
+      expect(() => parseAgentConfig({ ...remote, mailboxes: [{ ...mb, intermediary: 'nrw' }] }, '/x')).to.throw(/names "nrw", which intermediaries does not define/);
+      expect(() => parseAgentConfig({ ...remote, mailboxes: [{ id: 'a', identity: 'ids/a' }] }, '/x')).to.throw(/needs "intermediary"/);
+      expect(() => parseAgentConfig({ ...remote, mailboxes: [{ ...mb, pinEnv: 'PIN' }] }, '/x')).to.throw(/pinEnv and pinFile exclude each other/);
+      expect(() => parseAgentConfig({ ...remote, mailboxes: [{ ...mb, routes: ['nope'] }] }, '/x')).to.throw(/unknown rule "nope"/);
+      expect(() => parseAgentConfig({ ...remote, mailboxes: [{ ...mb, pin: '123456' }] }, '/x')).to.throw(/unknown key "pin"/);
+      expect(() => parseAgentConfig({ ...remote, intermediaries: { zentral: { ...remote.intermediaries.zentral, endpoint: 'ftp://x' } } }, '/x')).to.throw(/endpoint must be an http\(s\) URL/);
+      expect(() => parseAgentConfig({ ...remote, intermediaries: { zentral: { endpoint: 'https://x/osci', cipherCert: 'c.pem' } } }, '/x')).to.throw(/signatureCert must be a non-empty string/);
+    });
   });
 });
