@@ -1,9 +1,10 @@
 /** `amtsbote config check FILE`: validates a server or mailbox-agent configuration and explains each error. */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { loadAgentConfig } from '../../adapters/config.ts';
+import { loadAgentConfig, type AgentConfig } from '../../adapters/config.ts';
 import { OsciError } from '../../protocol/errors.ts';
 import { loadConfigFile, resolveConfig } from '../config.ts';
+import { pinnedCertificate, pinnedIntermediary } from './identities.ts';
 import { action, printJson } from './run.ts';
 
 /** An agent configuration has mailboxes/routes/adapters; everything else is read as a server configuration. */
@@ -14,6 +15,12 @@ function looksLikeAgent(file: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Pinned certificates (intermediaries, recipients) must be readable, valid now and fit for their use. */
+function checkPinned(cfg: AgentConfig): void {
+  for (const im of Object.values(cfg.intermediaries)) pinnedIntermediary(im.endpoint, im.cipherCert, im.signatureCert);
+  for (const [id, r] of Object.entries(cfg.recipients)) pinnedCertificate(r.cipherCert, 'cipher', `recipients.${id}`);
 }
 
 export function registerConfig(program: Command): void {
@@ -36,7 +43,7 @@ export function registerConfig(program: Command): void {
             throw new OsciError('ERR_USAGE', `${what} ${file}: ${msg}`);
           }
         };
-        if (looksLikeAgent(file)) explain('agent configuration', () => void loadAgentConfig(file));
+        if (looksLikeAgent(file)) explain('agent configuration', () => checkPinned(loadAgentConfig(file)));
         else {
           let agentFile: string | undefined;
           explain('server configuration', () => {
@@ -45,7 +52,7 @@ export function registerConfig(program: Command): void {
           });
           if (agentFile) {
             const f = agentFile;
-            explain('agent configuration', () => void loadAgentConfig(f));
+            explain('agent configuration', () => checkPinned(loadAgentConfig(f)));
           }
         }
         if (o.json) printJson({ file, valid: true, checked });

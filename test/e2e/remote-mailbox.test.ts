@@ -321,6 +321,18 @@ describe('remote mailboxes: B fetches stadt-lemgo from the central intermediary 
     expect(halfPinned.err).to.match(/--endpoint, --intermediary-cipher and --intermediary-signature go together/);
   });
 
+  it('amtsbote config check reads the pinned certificates: B’s configuration passes, a signature certificate pinned as a cipher certificate does not', async () => {
+    const file = join(tmp, 'b', 'agent.json');
+    const ok = await runCli(['config', 'check', file]);
+    expect(ok.code, ok.err).to.equal(0);
+    const cfg = JSON.parse(readFileSync(file, 'utf8')) as { recipients: Record<string, { cipherCert: string }> };
+    cfg.recipients['ag-lemgo'] = { cipherCert: join(pkiDir, 'ag-lemgo', 'signature.cert.pem') };
+    writeFileSync(join(tmp, 'b', 'agent-bad.json'), JSON.stringify(cfg));
+    const bad = await runCli(['config', 'check', join(tmp, 'b', 'agent-bad.json')]);
+    expect(bad.code).to.equal(2);
+    expect(bad.err).to.match(/recipients\.ag-lemgo/);
+  });
+
   describe('the requests B sent to A have the reference library’s wire form', () => {
     const REFERENCE: Record<string, string> = {
       initDialog: '01_initDialog',
