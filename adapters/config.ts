@@ -66,6 +66,14 @@ export type AdapterConfig =
       clientName?: string;
     };
 
+/** HTTP intake for outgoing mail (adapters/http/intake.ts); the bearer token from an environment variable or a file. */
+export interface IntakeConfig {
+  host: string;
+  port: number;
+  tokenEnv?: string;
+  tokenFile?: string;
+}
+
 export interface AgentConfig {
   /** Agent data folder: SQLite job store, spool, temp files (absolute after loading). */
   dataDir: string;
@@ -82,6 +90,8 @@ export interface AgentConfig {
   pollIntervalSeconds: number;
   /** Upper bound of the back-off between polls of a mailbox whose intermediary fails (default 900 s). */
   pollBackoffMaxSeconds: number;
+  /** HTTP intake for outgoing mail of the mailboxes with an `outgoing` folder. */
+  intake?: IntakeConfig;
   /** Sent messages: their process card is fetched every intervalSeconds until the reception is recorded, for at most maxDays. */
   receptionTracking: { intervalSeconds: number; maxDays: number };
   retry: RetryPolicy;
@@ -177,7 +187,7 @@ function adapter(name: string, v: unknown, path: (p: string) => string): Adapter
   }
 }
 
-const TOP = ['dataDir', 'db', 'server', 'intermediaries', 'recipients', 'trustAnchors', 'pollIntervalSeconds', 'pollBackoffMaxSeconds', 'receptionTracking', 'retry', 'mailboxes', 'adapters', 'routes', 'defaultRoute'];
+const TOP = ['dataDir', 'db', 'server', 'intermediaries', 'recipients', 'trustAnchors', 'pollIntervalSeconds', 'pollBackoffMaxSeconds', 'receptionTracking', 'intake', 'retry', 'mailboxes', 'adapters', 'routes', 'defaultRoute'];
 
 const httpUrl = (v: unknown, what: string) => {
   const u = str(v, what);
@@ -257,6 +267,17 @@ export function parseAgentConfig(raw: unknown, baseDir: string): AgentConfig {
       ...(dflt ? { defaultRoute: dflt } : {}),
     };
   });
+  let intake: IntakeConfig | undefined;
+  if (o.intake !== undefined) {
+    const x = obj(o.intake, 'intake', ['host', 'port', 'tokenEnv', 'tokenFile']);
+    if ((x.tokenEnv === undefined) === (x.tokenFile === undefined)) bad('intake needs exactly one of tokenEnv, tokenFile');
+    if (!mailboxes.some((m) => m.outgoing)) bad('intake needs a mailbox with an "outgoing" folder');
+    intake = {
+      host: x.host === undefined ? '127.0.0.1' : str(x.host, 'intake.host'),
+      port: num(x.port, 'intake.port', 0, 65535),
+      ...(x.tokenEnv !== undefined ? { tokenEnv: envName(x.tokenEnv, 'intake.tokenEnv') } : { tokenFile: path(str(x.tokenFile, 'intake.tokenFile')) }),
+    };
+  }
   const db = optStr(o.db, 'db');
   const rt = obj(o.receptionTracking ?? {}, 'receptionTracking', ['intervalSeconds', 'maxDays']);
   return {
@@ -268,6 +289,7 @@ export function parseAgentConfig(raw: unknown, baseDir: string): AgentConfig {
     trustAnchors: o.trustAnchors === undefined ? [] : strList(o.trustAnchors, 'trustAnchors').map(path),
     pollIntervalSeconds: o.pollIntervalSeconds === undefined ? 60 : num(o.pollIntervalSeconds, 'pollIntervalSeconds', 0.01, 86400),
     pollBackoffMaxSeconds: o.pollBackoffMaxSeconds === undefined ? 900 : num(o.pollBackoffMaxSeconds, 'pollBackoffMaxSeconds', 0.01, 86400),
+    ...(intake ? { intake } : {}),
     receptionTracking: {
       intervalSeconds: rt.intervalSeconds === undefined ? 300 : num(rt.intervalSeconds, 'receptionTracking.intervalSeconds', 0.01, 86400),
       maxDays: rt.maxDays === undefined ? 14 : num(rt.maxDays, 'receptionTracking.maxDays', 0, 365),

@@ -11,6 +11,8 @@ import { OsciClient } from '../../adapters/osci/client.ts';
 import { openJobStore } from '../../adapters/outbox/index.ts';
 import { Router } from '../../adapters/routing.ts';
 import { OsciError } from '../../protocol/errors.ts';
+import { startIntake, type RunningIntake } from '../../adapters/http/intake.ts';
+import { resolveAdminToken } from '../http/admin.ts';
 import { createLogger, silentLogger } from '../log.ts';
 import { clientAnchors, intermediaryFromDirectory, loadClientIdentity, pinnedCertificate, pinnedIntermediary, recipientCipher } from './identities.ts';
 import { action, printJson } from './run.ts';
@@ -79,6 +81,28 @@ export async function buildAgent(cfg: AgentConfig, log: Logger, opts: { hooks?: 
   });
 }
 
+/**
+ * Starts a built agent's loop, with its HTTP intake for outgoing mail when configured (used by `amtsbote agent`
+ * and by `serve` beside the intermediary). A missing token or a taken port fails here, before anything runs.
+ */
+export async function startAgentLoop(cfg: AgentConfig, agent: MailboxAgent, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<{ done: Promise<void>; stop(): Promise<void> }> {
+  let intake: RunningIntake | undefined;
+  if (cfg.intake) {
+    const token = resolveAdminToken(cfg.intake, env, log, 'intake') as string;
+    const mailboxes = new Map(cfg.mailboxes.flatMap((m) => (m.outgoing ? [[m.id, m.outgoing] as const] : [])));
+    intake = await startIntake({ host: cfg.intake.host, port: cfg.intake.port, token, mailboxes, log });
+  }
+  const abort = new AbortController();
+  const done = agent.run(abort.signal).finally(() => intake?.close());
+  return {
+    done,
+    async stop() {
+      abort.abort();
+      await done;
+    },
+  };
+}
+
 /** "stadt-lemgo via zentral every 60 s, …" for start-up lines. */
 export function describeMailboxes(cfg: AgentConfig): string {
   return cfg.mailboxes.map((m) => `${m.id} via ${m.intermediary ?? cfg.server ?? '?'} every ${m.pollIntervalSeconds ?? cfg.pollIntervalSeconds} s`).join(', ');
@@ -114,10 +138,10 @@ export function registerAgent(program: Command): void {
             return failed.length ? 3 : 0;
           }
           process.stdout.write(`Amtsbote agent: ${describeMailboxes(cfg)}; adapters ${Object.keys(cfg.adapters).join(', ')}\n`);
-          const stop = new AbortController();
-          process.once('SIGINT', () => stop.abort());
-          process.once('SIGTERM', () => stop.abort());
-          await agent.run(stop.signal);
+          const loop = await startAgentLoop(cfg, agent, log);
+          process.once('SIGINT', () => void loop.stop());
+          process.once('SIGTERM', () => void loop.stop());
+          await loop.done;
         } finally {
           await agent.close();
         }

@@ -6,7 +6,7 @@ import { loadConfigFile, resolveConfig, type ServerConfig } from '../config.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { startServer } from '../server.ts';
 import { loadAgentConfig } from '../../adapters/config.ts';
-import { buildAgent, describeMailboxes } from './agent.ts';
+import { buildAgent, describeMailboxes, startAgentLoop } from './agent.ts';
 import { action, fail } from './run.ts';
 import type { Registry } from 'prom-client';
 import { agentMetricsHooks } from '../agent-metrics.ts';
@@ -51,13 +51,14 @@ async function startAgent(cfg: ServerConfig, log: Logger, registry?: Registry): 
   const agentCfg = loadAgentConfig(cfg.agent);
   const agent = await buildAgent(agentCfg, log.child({ component: 'agent' }), registry ? { hooks: agentMetricsHooks(registry) } : {});
   await agent.recover();
-  const abort = new AbortController();
-  const running = agent.run(abort.signal).catch((err: unknown) => log.error({ err }, 'mailbox agent stopped'));
+  const loop = await startAgentLoop(agentCfg, agent, log.child({ component: 'agent' }));
+  const running = loop.done.catch((err: unknown) => log.error({ err }, 'mailbox agent stopped'));
   log.info({ mailboxes: describeMailboxes(agentCfg) }, 'mailbox agent running');
   return {
     async stop() {
-      abort.abort();
+      await loop.stop().catch(() => undefined);
       await running;
+      await agent.close();
     },
   };
 }

@@ -47,22 +47,22 @@ export interface AdminDeps {
  * removed). undefined when `admin` is not configured. A configured but missing, empty or short token is
  * ERR_USAGE: the server refuses to start rather than run with an API the operator thinks is protected.
  */
-export function resolveAdminToken(cfg: AdminConfig | undefined, env: NodeJS.ProcessEnv = process.env, log?: Logger): string | undefined {
+export function resolveAdminToken(cfg: AdminConfig | undefined, env: NodeJS.ProcessEnv = process.env, log?: Logger, what = 'admin'): string | undefined {
   if (!cfg) return undefined;
   let token: string | undefined;
   if (cfg.tokenEnv !== undefined) {
     token = env[cfg.tokenEnv]?.trim();
-    if (!token) throw new OsciError('ERR_USAGE', `admin.tokenEnv: environment variable ${cfg.tokenEnv} is not set`);
+    if (!token) throw new OsciError('ERR_USAGE', `${what}.tokenEnv: environment variable ${cfg.tokenEnv} is not set`);
   } else if (cfg.tokenFile !== undefined) {
     try {
       token = readFileSync(cfg.tokenFile, 'utf8').trim();
-      if ((statSync(cfg.tokenFile).mode & 0o077) !== 0) log?.warn({ file: cfg.tokenFile }, 'admin token file is readable by group or others; chmod 600 it');
+      if ((statSync(cfg.tokenFile).mode & 0o077) !== 0) log?.warn({ file: cfg.tokenFile }, `${what} token file is readable by group or others; chmod 600 it`);
     } catch (e) {
-      throw new OsciError('ERR_USAGE', `admin.tokenFile: cannot read ${cfg.tokenFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { cause: e });
+      throw new OsciError('ERR_USAGE', `${what}.tokenFile: cannot read ${cfg.tokenFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { cause: e });
     }
   }
   if (!token || token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
-    throw new OsciError('ERR_USAGE', `the admin token must have at least ${MIN_TOKEN_LENGTH} characters and no whitespace (e.g. openssl rand -hex 32)`);
+    throw new OsciError('ERR_USAGE', `the ${what} token must have at least ${MIN_TOKEN_LENGTH} characters and no whitespace (e.g. openssl rand -hex 32)`);
   }
   return token;
 }

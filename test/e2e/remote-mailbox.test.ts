@@ -169,7 +169,8 @@ describe('remote mailboxes: B fetches stadt-lemgo from the central intermediary 
     }
   }
 
-  const startB = async () => (b = await startServerProcess(bConfig, { args: ['--workers', '1'] }));
+  const INTAKE_TOKEN = 'intake-token-0123456789abcdef0123456789';
+  const startB = async () => (b = await startServerProcess(bConfig, { args: ['--workers', '1'], env: { B_INTAKE_TOKEN: INTAKE_TOKEN } }));
 
   before(async function () {
     const pki = await testPki();
@@ -198,6 +199,7 @@ describe('remote mailboxes: B fetches stadt-lemgo from the central intermediary 
       pollIntervalSeconds: 0.5,
       pollBackoffMaxSeconds: 2,
       receptionTracking: { intervalSeconds: 0.3 },
+      intake: { port: 0, tokenEnv: 'B_INTAKE_TOKEN' },
       retry: { maxAttempts: 5, baseDelaySeconds: 0.2, maxDelaySeconds: 1, leaseSeconds: 2 },
       mailboxes: [{ id: 'stadt-lemgo', intermediary: 'zentral', identity: join(pkiDir, 'stadt-lemgo'), outgoing: outDir }],
       adapters: { eingang: { type: 'hotfolder', dir: exportDir } },
@@ -292,6 +294,40 @@ describe('remote mailboxes: B fetches stadt-lemgo from the central intermediary 
     expect(await metric(b!, failing)).to.equal(0);
     expect(await metric(b!, 'amtsbote_agent_polls_total{mailbox="stadt-lemgo",via="zentral",outcome="error"}')).to.be.at.least(3);
     expect(await metric(b!, 'amtsbote_agent_messages_stored_total{mailbox="stadt-lemgo",via="zentral"}')).to.equal(2);
+  });
+
+  it('the HTTP intake: a DMS posts a reply, the same Idempotency-Key again sends nothing twice, and the status shows A’s reception', async () => {
+    const intake = await until('intake URL in B’s log', () => /"url":"(http:\/\/127\.0\.0\.1:\d+)","msg":"outgoing intake listening"/.exec(b!.output())?.[1]);
+    const pdf = randomBytes(20_000);
+    const form = () => {
+      const f = new FormData();
+      f.append('order', JSON.stringify({ to: 'ag-lemgo', subject: 'Antwort per HTTP', text: 'Aus dem DMS.' }));
+      f.append('file', new Blob([pdf]), 'bescheid.pdf');
+      return f;
+    };
+    const post = (headers: Record<string, string>, body: FormData = form()) => fetch(`${intake}/outgoing/stadt-lemgo`, { method: 'POST', headers, body });
+    const auth = { authorization: `Bearer ${INTAKE_TOKEN}` };
+    expect((await post({ 'idempotency-key': 'dms-4711' })).status, 'no token').to.equal(401);
+    expect((await post({ ...auth, 'idempotency-key': 'dms-4711', authorization: 'Bearer wrong-token-0123456789abcdef0123456789' })).status).to.equal(401);
+    const badName = new FormData();
+    badName.append('order', JSON.stringify({ to: 'ag-lemgo', subject: 'x' }));
+    badName.append('file', new Blob([pdf]), 'Bescheid ä.pdf');
+    expect((await post({ ...auth, 'idempotency-key': 'dms-bad' }, badName)).status, 'a name courts refuse').to.equal(400);
+    const noKey = await post(auth);
+    expect(noKey.status).to.equal(400);
+    const first = await post({ ...auth, 'idempotency-key': 'dms-4711' });
+    expect(first.status, await first.clone().text()).to.equal(202);
+    const again = await post({ ...auth, 'idempotency-key': 'dms-4711' });
+    expect(again.status, 'the same key is accepted once').to.equal(200);
+    const status = async () => (await (await fetch(`${intake}/outgoing/stadt-lemgo/dms-4711`, { headers: auth })).json()) as SendResult;
+    const sent = await until('sent', async () => ((await status()).status === 'sent' ? status() : undefined));
+    const d = await client(ag).openDialog();
+    const got = await d.fetchDelivery({ by: 'messageId', messageId: sent.messageId as string });
+    await got!.decoded.dispose();
+    await d.close();
+    const received = await until('received', async () => ((await status()).status === 'received' ? status() : undefined));
+    expect(received.receivedAt).to.match(/^\d{4}-/);
+    expect(readdirSync(outDir).filter((n) => n.startsWith('dms-'))).to.deep.equal(['dms-4711', 'dms-4711.result.json']);
   });
 
   it('amtsbote send reaches a court on an intermediary without directory (pinned endpoint and certificates, --to-cert, PKCS#12 keys with --pin-file)', async () => {
