@@ -107,7 +107,10 @@ async function receive(req: IncomingMessage, staging: string): Promise<{ order: 
     const path = join(staging, name);
     writes.push(pipeline(stream, createWriteStream(path, { flags: 'wx' })).then(() => fsyncPathAsync(path)));
   });
+  // busboy drops what exceeds a limit silently: each limit refuses the whole message.
   bb.on('filesLimit', () => fail(new HttpProblem(413, `more than ${SEND_LIMITS.maxFiles} files`)));
+  bb.on('partsLimit', () => fail(new HttpProblem(413, `more than ${SEND_LIMITS.maxFiles} files`)));
+  bb.on('fieldsLimit', () => fail(new HttpProblem(400, `only one field "${ORDER_FIELD}"`)));
   await new Promise<void>((resolve, reject) => {
     stop = (p) => {
       req.unpipe(bb);

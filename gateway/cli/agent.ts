@@ -111,7 +111,7 @@ export function describeMailboxes(cfg: AgentConfig): string {
 export function registerAgent(program: Command): void {
   program
     .command('agent')
-    .description('run the mailbox agent: fetch municipal mailboxes, route and deliver to hot folder / HTTP DMS / SMTP, send dropped outgoing folders')
+    .description('run the mailbox agent: fetch mailboxes (on this or other OSCI intermediaries), route and deliver to hot folder / HTTP DMS / SMTP, send outgoing folders and HTTP intake posts, track their reception')
     .requiredOption('--config <file>', 'agent configuration (JSON; see adapters/README.md)')
     .option('--once', 'one round (fetch, scan outgoing folders, run the jobs due now), then exit')
     .option('--json', 'with --once: print the round as JSON')
