@@ -12,7 +12,7 @@ import { isFeedbackCode, type FeedbackCode } from '../../protocol/feedback.ts';
 import { certificate } from '../../protocol/messages/certificates.ts';
 import { SUPPORTED_FEATURES } from '../../protocol/messages/parts.ts';
 import type { Certificate, ContentPackage, DeliverySelection, FeedbackEntry, OsciMessage, OsciMessageOf, ProcessCardSelection, QualityOfTimestamp } from '../../protocol/model.ts';
-import { postOsci } from './post.ts';
+import { DEFAULT_OSCI_TIMEOUT_MS, postOsci } from './post.ts';
 
 export interface KeyPair {
   key: KeyObject;
@@ -32,7 +32,7 @@ export interface OsciClientOptions {
   languages?: string[];
   /** Progress callback for uploads (bytes sent, total when known). */
   onUploadProgress?: (sent: number, total: number | undefined) => void;
-  /** Deadline per exchange (default 60 s) and largest answer accepted (default unbounded). */
+  /** An exchange fails when nothing moves for this long (default 60 s; no fixed deadline, so large messages over slow links work). Largest answer accepted (default unbounded). */
   timeoutMs?: number;
   maxResponseBytes?: number;
 }
@@ -92,7 +92,7 @@ export class OsciClient {
       attachments,
     });
     const res = await postOsci(this.o.endpoint, enc, {
-      ...(this.o.timeoutMs !== undefined ? { timeoutMs: this.o.timeoutMs } : {}),
+      idleTimeoutMs: this.o.timeoutMs ?? DEFAULT_OSCI_TIMEOUT_MS,
       ...(this.o.maxResponseBytes !== undefined ? { maxResponseBytes: this.o.maxResponseBytes } : {}),
       ...(this.o.onUploadProgress ? { onUploadProgress: this.o.onUploadProgress } : {}),
     });

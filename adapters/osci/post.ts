@@ -14,6 +14,11 @@ export const DEFAULT_OSCI_TIMEOUT_MS = 60_000;
 export interface PostOsciOptions {
   /** Deadline for the whole exchange, sending and reading the answer included. Default 60 s. */
   timeoutMs?: number;
+  /**
+   * Instead of a deadline: the exchange fails only when no byte moves (sent, or received) for this long. For
+   * clients over slow links: a 200 MB message must not fail for taking longer than any fixed deadline.
+   */
+  idleTimeoutMs?: number;
   /** Largest answer accepted (bytes); a longer one fails with ERR_TOO_LARGE. Default: unbounded. */
   maxResponseBytes?: number;
   /** Upload progress (bytes sent, total when known). */
@@ -41,17 +46,18 @@ export function osciEndpointUrl(endpoint: string): URL {
   return url;
 }
 
-function remote(endpoint: string, what: string, cause: unknown, timeoutMs: number): OsciError {
+function remote(endpoint: string, what: string, cause: unknown, timeout: string): OsciError {
   const name = (cause as { name?: string } | undefined)?.name;
-  const reason = name === 'TimeoutError' || name === 'AbortError' ? `no complete answer within ${timeoutMs} ms` : (cause as Error | undefined)?.message ?? String(cause);
+  const reason = name === 'TimeoutError' || name === 'AbortError' ? timeout : (cause as Error | undefined)?.message ?? String(cause);
   return new OsciError('ERR_REMOTE', `${what} ${endpoint}: ${reason}`, { cause });
 }
 
 /** Counts the answer's bytes, refuses more than `max` and turns stream failures into ERR_REMOTE. */
-function bounded(src: Readable, max: number | undefined, onError: (e: unknown) => OsciError): Readable {
+function bounded(src: Readable, max: number | undefined, onError: (e: unknown) => OsciError, touch: () => void): Readable {
   let n = 0;
   const out = new Transform({
     transform(chunk: Buffer, _enc, cb) {
+      touch();
       n += chunk.length;
       if (max !== undefined && n > max) return cb(new OsciError('ERR_TOO_LARGE', `the answer exceeds ${max} bytes`));
       cb(null, chunk);
@@ -67,15 +73,21 @@ function bounded(src: Readable, max: number | undefined, onError: (e: unknown) =
 
 export async function postOsci(endpoint: string, message: EncodedMessage, opts: PostOsciOptions = {}): Promise<OsciHttpAnswer> {
   const url = osciEndpointUrl(endpoint);
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_OSCI_TIMEOUT_MS;
-  const signal = AbortSignal.timeout(timeoutMs);
-  let body: Readable = message.stream;
-  if (opts.onUploadProgress) {
-    let sent = 0;
-    const progress = opts.onUploadProgress;
-    body = message.stream.on('data', (c: Buffer) => {
+  const idle = opts.idleTimeoutMs !== undefined;
+  const limitMs = opts.idleTimeoutMs ?? opts.timeoutMs ?? DEFAULT_OSCI_TIMEOUT_MS;
+  const timeout = idle ? `nothing moved for ${limitMs} ms` : `no complete answer within ${limitMs} ms`;
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(new DOMException(timeout, 'TimeoutError')), limitMs);
+  const signal = ctrl.signal;
+  const touch = idle ? () => void timer.refresh() : () => undefined;
+  const body: Readable = message.stream;
+  let sent = 0;
+  const progress = opts.onUploadProgress;
+  if (progress || idle) {
+    body.on('data', (c: Buffer) => {
+      touch();
       sent += c.length;
-      progress(sent, message.length);
+      progress?.(sent, message.length);
     });
   }
   let res: Response;
@@ -89,19 +101,23 @@ export async function postOsci(endpoint: string, message: EncodedMessage, opts: 
       signal,
     } as RequestInit);
   } catch (e) {
+    clearTimeout(timer);
     body.destroy();
-    throw remote(url.href, 'cannot reach', e, timeoutMs);
+    throw remote(url.href, 'cannot reach', e, timeout);
   }
-  if (!res.body) throw new OsciError('ERR_REMOTE', `empty HTTP ${res.status} answer from ${url.href}`);
+  touch();
+  if (!res.body) {
+    clearTimeout(timer);
+    throw new OsciError('ERR_REMOTE', `empty HTTP ${res.status} answer from ${url.href}`);
+  }
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (opts.maxResponseBytes !== undefined && Number.isFinite(declared) && declared > opts.maxResponseBytes) {
+    clearTimeout(timer);
     await res.body.cancel().catch(() => undefined);
     throw new OsciError('ERR_TOO_LARGE', `the answer of ${url.href} announces ${declared} bytes, more than ${opts.maxResponseBytes}`);
   }
   const src = Readable.fromWeb(res.body as WebReadableStream);
-  return {
-    status: res.status,
-    contentType: res.headers.get('content-type') ?? undefined,
-    body: bounded(src, opts.maxResponseBytes, (e) => remote(url.href, 'answer broken off by', e, timeoutMs)),
-  };
+  const answer = bounded(src, opts.maxResponseBytes, (e) => remote(url.href, 'answer broken off by', e, timeout), touch);
+  answer.once('close', () => clearTimeout(timer));
+  return { status: res.status, contentType: res.headers.get('content-type') ?? undefined, body: answer };
 }
