@@ -41,6 +41,8 @@ export interface RunningIntake {
 const KEY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 const ORDER_FIELD = 'order';
 const MAX_ORDER_BYTES = 64 * 1024;
+/** Unread request bytes read after a refusal before the connection is cut. */
+const DRAIN_LIMIT = 1024 * 1024;
 
 class HttpProblem extends Error {
   constructor(
@@ -193,10 +195,16 @@ export function startIntake(o: IntakeOptions): Promise<RunningIntake> {
       const p = e instanceof HttpProblem ? e : new HttpProblem(500, 'internal error');
       if (!(e instanceof HttpProblem)) o.log.error({ err: toOsciError(e).message }, 'intake request failed');
       if (res.headersSent) return void res.destroy();
-      // An unread upload is not drained: the connection closes after the answer.
-      if (!req.complete) res.setHeader('connection', 'close');
-      send(res, p.status, { error: p.message });
-      if (!req.complete) res.once('finish', () => req.destroy());
+      if (req.complete || req.readableEnded) return send(res, p.status, { error: p.message });
+      // The client is still sending: a small rest is read so that it sees the answer; a large one is cut off.
+      res.setHeader('connection', 'close');
+      let rest = 0;
+      req.on('data', (c: Buffer) => {
+        rest += c.length;
+        if (rest > DRAIN_LIMIT) req.destroy();
+      });
+      req.once('end', () => send(res, p.status, { error: p.message }));
+      req.resume();
     });
   });
   return new Promise((resolve, reject) => {
