@@ -43,9 +43,10 @@ export interface IntermediaryConfig {
   directory?: string;
 }
 
-/** A recipient whose cipher certificate is configured (no directory lookup). */
+/** A recipient whose cipher certificate is configured (no directory lookup); `intermediary`: where its mailbox lives, if not on the sender's. */
 export interface RecipientConfig {
   cipherCert: string;
+  intermediary?: string;
 }
 
 export type AdapterConfig =
@@ -225,7 +226,10 @@ export function parseAgentConfig(raw: unknown, baseDir: string): AgentConfig {
   const recipients: Record<string, RecipientConfig> = {};
   for (const [id, v] of Object.entries(obj(o.recipients ?? {}, 'recipients', Object.keys((o.recipients as Obj | undefined) ?? {})))) {
     if (!ID.test(id)) bad(`recipient "${id}" is not a postbox id`);
-    recipients[id] = { cipherCert: path(str(obj(v, `recipients.${id}`, ['cipherCert']).cipherCert, `recipients.${id}.cipherCert`)) };
+    const x = obj(v, `recipients.${id}`, ['cipherCert', 'intermediary']);
+    const via = optStr(x.intermediary, `recipients.${id}.intermediary`);
+    if (via !== undefined && !intermediaries[via]) bad(`recipients.${id}.intermediary names "${via}", which intermediaries does not define`);
+    recipients[id] = { cipherCert: path(str(x.cipherCert, `recipients.${id}.cipherCert`)), ...(via ? { intermediary: via } : {}) };
   }
   const server = o.server === undefined ? undefined : httpUrl(o.server, 'server');
   const adaptersRaw = obj(o.adapters, 'adapters', Object.keys((o.adapters as Obj | undefined) ?? {}));

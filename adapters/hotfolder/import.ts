@@ -36,11 +36,14 @@ export interface OutgoingMailbox {
   mailbox: string;
   /** The folder the DMS drops message folders into. */
   dir: string;
-  client: OsciClient;
   /** The mailbox's signature key: it signs the content as author. */
   author: KeyPair;
   /** The recipient postbox's cipher certificate (directory lookup, checked against our anchors). */
-  resolveRecipient(id: string): Promise<X509Certificate>;
+  /**
+   * The recipient postbox's cipher certificate (configured, or from a directory checked against our anchors) and
+   * the client for the intermediary its mailbox lives on (ours unless the recipient is configured elsewhere).
+   */
+  resolveRecipient(id: string): Promise<{ cert: X509Certificate; client: OsciClient }>;
 }
 
 export interface SendOrder {
@@ -196,15 +199,16 @@ export class HotFolderImport {
     if (!existsSync(folder)) throw new DeliveryFailure('park', `outgoing folder ${folder} is gone`, { code: 'ERR_USAGE' });
     const order = readSendOrder(folder);
     let recipient: X509Certificate;
+    let client: OsciClient;
     try {
-      recipient = await m.resolveRecipient(order.to);
+      ({ cert: recipient, client } = await m.resolveRecipient(order.to));
     } catch (e) {
       const err = toOsciError(e);
       // An unreachable directory is transient; an unknown postbox or an untrusted certificate is not.
       throw new DeliveryFailure(err.code === 'ERR_REMOTE' ? 'retry' : 'park', `recipient ${order.to}: ${err.code}: ${err.message}`, { cause: e, code: err.code });
     }
     const reserved = job.messageId;
-    const messageId = reserved ?? (await m.client.getMessageId());
+    const messageId = reserved ?? (await client.getMessageId());
     if (!reserved) await this.o.store.setMessageId(job.id, messageId, this.now());
     let card: ProcessCardBundle | undefined;
     const sealed = await sealContent({
@@ -217,7 +221,7 @@ export class HotFolderImport {
       ],
     });
     try {
-      const r = await m.client.storeDelivery({
+      const r = await client.storeDelivery({
         messageId,
         addresseeCipher: recipient,
         subject: order.subject,
@@ -228,7 +232,7 @@ export class HotFolderImport {
       card = r.processCardBundle;
     } catch (e) {
       // 9801 for a MessageId we used before: the earlier attempt was stored and only its answer got lost.
-      if (reserved && e instanceof OrderRefused && e.feedback0.code === '9801') card = await this.storedCard(m, messageId);
+      if (reserved && e instanceof OrderRefused && e.feedback0.code === '9801') card = await this.storedCard(client, messageId);
       if (!card) throw classifyOsci(e);
     } finally {
       await sealed.dispose();
@@ -261,7 +265,7 @@ export class HotFolderImport {
     const messageId = prior.messageId as string;
     let card: ProcessCardBundle | undefined;
     try {
-      card = await this.storedCard(m, messageId);
+      card = await this.storedCard((await m.resolveRecipient(prior.to ?? '')).client, messageId);
     } catch (e) {
       const err = toOsciError(e);
       this.o.log.warn({ mailbox: m.mailbox, messageId, err: `${err.code}: ${err.message}` }, 'process card lookup failed; trying again later');
@@ -270,8 +274,8 @@ export class HotFolderImport {
     return this.recordCard(folder, prior, card, `sent to ${prior.to ?? '?'} as ${messageId}`);
   }
 
-  private async storedCard(m: OutgoingMailbox, messageId: string): Promise<ProcessCardBundle | undefined> {
-    const d = await m.client.openDialog();
+  private async storedCard(client: OsciClient, messageId: string): Promise<ProcessCardBundle | undefined> {
+    const d = await client.openDialog();
     try {
       return (await d.fetchProcessCards({ by: 'messageId', messageIds: [messageId] }))[0];
     } finally {

@@ -37,12 +37,15 @@ async function intermediaryOf(cfg: AgentConfig, name: string | undefined, anchor
   return im;
 }
 
-/** Recipient cipher certificates: configured (`recipients`, pinned) first, else the intermediary's directory. */
-function recipientResolver(cfg: AgentConfig, im: Intermediary, anchors: X509Certificate[]): (id: string) => Promise<X509Certificate> {
+/**
+ * Recipients: configured (`recipients`: pinned certificate, and the intermediary their mailbox lives on, default
+ * the sender's), else looked up in the directory of the sender's intermediary.
+ */
+function recipientResolver(cfg: AgentConfig, im: Intermediary, anchors: X509Certificate[], clientAt: (intermediary: string | undefined) => Promise<OsciClient>): OutgoingMailbox['resolveRecipient'] {
   return async (id) => {
     const r = cfg.recipients[id];
-    if (r) return pinnedCertificate(r.cipherCert, 'cipher', `cipher certificate of ${id}`);
-    if (im.directory) return recipientCipher(im.directory, id, anchors);
+    if (r) return { cert: pinnedCertificate(r.cipherCert, 'cipher', `cipher certificate of ${id}`), client: await clientAt(r.intermediary) };
+    if (im.directory) return { cert: await recipientCipher(im.directory, id, anchors), client: await clientAt(undefined) };
     throw new OsciError('ERR_NOT_FOUND', `recipient ${id} is not configured (agent configuration "recipients") and intermediary ${im.name} has no directory`);
   };
 }
@@ -60,9 +63,15 @@ export async function buildAgent(cfg: AgentConfig, log: Logger, opts: { hooks?: 
     const anchors = clientAnchors(who);
     const im = await intermediaryOf(cfg, m.intermediary, anchors, intermediaries);
     const client = new OsciClient({ endpoint: im.endpoint, intermediary: im, signer: me.signer, cipher: me.cipher, tmpDir });
+    // The mailbox's keys also sign what it sends through other intermediaries (recipients configured elsewhere).
+    const clientAt = async (name: string | undefined) => {
+      if (name === undefined || name === m.intermediary) return client;
+      const other = await intermediaryOf(cfg, name, anchors, intermediaries);
+      return new OsciClient({ endpoint: other.endpoint, intermediary: other, signer: me.signer, cipher: me.cipher, tmpDir });
+    };
     const routing = { ...(m.routes ? { rules: m.routes } : {}), ...(m.defaultRoute ? { default: m.defaultRoute } : {}) };
     mailboxes.push({ id: m.id, via: im.name, client, pollIntervalMs: (m.pollIntervalSeconds ?? cfg.pollIntervalSeconds) * 1000, routing, readerKeys: [me.cipher.key, ...me.olderCipherKeys], anchors });
-    if (m.outgoing) outgoing.push({ mailbox: m.id, dir: m.outgoing, client, author: me.signer, resolveRecipient: recipientResolver(cfg, im, anchors) });
+    if (m.outgoing) outgoing.push({ mailbox: m.id, dir: m.outgoing, author: me.signer, resolveRecipient: recipientResolver(cfg, im, anchors, clientAt) });
   }
   const store = await openJobStore(jobStoreUrl(cfg));
   const router = new Router({ rules: cfg.routes, default: cfg.defaultRoute }, new Set(adapters.keys()));

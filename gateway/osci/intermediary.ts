@@ -426,7 +426,9 @@ export class Intermediary {
   }
 
   private async fetchProcessCard(ctx: RequestContext, msg: OsciMessageOf<'fetchProcessCard'>, dialog: { controlBlock: ControlBlock }): Promise<OsciMessage> {
-    const who = this.requireParticipant(ctx);
+    // A sender without a postbox here (trusted, not registered) sees the cards of what it sent (§4): its messages are
+    // recorded under its verified signature certificate (see persist), so it finds no one else's.
+    const who = ctx.participantId ?? `cert:${ctx.clientFp}`;
     const sel = msg.selection;
     const quantity = msg.quantityLimit;
     const cards = await this.o.store.listProcessCards(who, {

@@ -21,7 +21,7 @@ import type { SendResult } from '../../adapters/hotfolder/import.ts';
 import { writeDeliveryFolder, type MessageMeta } from '../../adapters/inbox.ts';
 import type { OsciClient } from '../../adapters/osci/client.ts';
 import { initDevPki } from '../../crypto/devpki.ts';
-import { loadPrivateKey, writePkcs12 } from '../../crypto/keys.ts';
+import { loadCertificate, loadPrivateKey, writePkcs12 } from '../../crypto/keys.ts';
 import { decryptTransportPayload, sealContent } from '../../protocol/envelope/index.ts';
 import { parseMultipartBuffer } from '../../protocol/mime.ts';
 import { parseSoap } from '../../protocol/soap-parse.ts';
@@ -95,6 +95,12 @@ class RecordingProxy {
   }
 }
 
+/** An identity of a dev PKI folder. */
+async function identityOf(dir: string, id: string): Promise<TestIdentity> {
+  const pair = (u: string) => ({ key: loadPrivateKey(join(dir, id, `${u}.key.pem`)), cert: loadCertificate(join(dir, id, `${u}.cert.pem`)) });
+  return { id, signature: pair('signature'), cipher: pair('cipher') };
+}
+
 /** Message folders in the hot folder, by MessageId. */
 function exported(dir: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
@@ -119,6 +125,15 @@ function runCli(args: string[]): Promise<{ code: number | null; out: string; err
   });
 }
 
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 /** B's /metrics value of one series (undefined when absent). */
 async function metric(b: ServerProcess, series: string): Promise<number | undefined> {
   const text = await (await fetch(`${b.url}/metrics`)).text();
@@ -130,6 +145,8 @@ describe('remote mailboxes: B fetches stadt-lemgo from the central intermediary 
   this.timeout(300_000);
   let tmp: string;
   let pkiDir: string;
+  let pkiBDir: string;
+  let bPort: number;
   let a: ServerProcess;
   let b: ServerProcess | undefined;
   let aConfig: string;
@@ -187,14 +204,23 @@ describe('remote mailboxes: B fetches stadt-lemgo from the central intermediary 
     const bDir = join(tmp, 'b');
     mkdirSync(bDir);
     const pkiB = await initDevPki(join(bDir, 'pki'), { bits: 2048 });
+    pkiBDir = pkiB.dir;
+    bPort = await freePort();
     exportDir = join(bDir, 'dms-eingang');
     outDir = join(bDir, 'dms-ausgang');
     mkdirSync(outDir);
     mkdirSync(exportDir); // the DMS share; a missing one is retried (not mounted yet), never created by us
     writeFileSync(join(bDir, 'agent.json'), JSON.stringify({
       dataDir: 'agent',
-      intermediaries: { zentral: { endpoint: `${proxy.url}/osci`, cipherCert: join(pkiDir, 'intermediary', 'cipher.cert.pem'), signatureCert: join(pkiDir, 'intermediary', 'signature.cert.pem') } },
-      recipients: { 'ag-lemgo': { cipherCert: join(pkiDir, 'ag-lemgo', 'cipher.cert.pem') } },
+      intermediaries: {
+        zentral: { endpoint: `${proxy.url}/osci`, cipherCert: join(pkiDir, 'intermediary', 'cipher.cert.pem'), signatureCert: join(pkiDir, 'intermediary', 'signature.cert.pem') },
+        gateway: { endpoint: `http://127.0.0.1:${bPort}/osci`, cipherCert: join(pkiBDir, 'intermediary', 'cipher.cert.pem'), signatureCert: join(pkiBDir, 'intermediary', 'signature.cert.pem') },
+      },
+      // kreis-lippe's mailbox is on B's own intermediary: replies to it go there, not to A.
+      recipients: {
+        'ag-lemgo': { cipherCert: join(pkiDir, 'ag-lemgo', 'cipher.cert.pem') },
+        'kreis-lippe': { cipherCert: join(pkiBDir, 'kreis-lippe', 'cipher.cert.pem'), intermediary: 'gateway' },
+      },
       trustAnchors: [join(pkiDir, 'ca', 'ca.cert.pem')],
       pollIntervalSeconds: 0.5,
       pollBackoffMaxSeconds: 2,
@@ -206,7 +232,8 @@ describe('remote mailboxes: B fetches stadt-lemgo from the central intermediary 
       routes: [],
       defaultRoute: ['eingang'],
     }));
-    bConfig = writeServerConfig(bDir, { ...devServerConfig(pkiB.dir, join(bDir, 'data')), agent: join(bDir, 'agent.json'), logLevel: 'info' });
+    // B trusts A's CA, so stadt-lemgo (whose keys B holds) may send to B's own mailboxes too.
+    bConfig = writeServerConfig(bDir, { ...devServerConfig(pkiB.dir, join(bDir, 'data')), port: bPort, trustAnchors: [join(pkiDir, 'ca', 'ca.cert.pem')], agent: join(bDir, 'agent.json'), logLevel: 'info' });
   });
 
   after(async () => {
@@ -294,6 +321,26 @@ describe('remote mailboxes: B fetches stadt-lemgo from the central intermediary 
     expect(await metric(b!, failing)).to.equal(0);
     expect(await metric(b!, 'amtsbote_agent_polls_total{mailbox="stadt-lemgo",via="zentral",outcome="error"}')).to.be.at.least(3);
     expect(await metric(b!, 'amtsbote_agent_messages_stored_total{mailbox="stadt-lemgo",via="zentral"}')).to.equal(2);
+  });
+
+  it('a reply to a mailbox on another intermediary (kreis-lippe on B itself) goes there, with that intermediary’s process card', async () => {
+    const folder = join(outDir, 'an-kreis');
+    mkdirSync(folder);
+    writeFileSync(join(folder, 'send.json'), JSON.stringify({ to: 'kreis-lippe', subject: 'Amtshilfe', text: 'Bitte um Amtshilfe.' }));
+    const resultFile = join(outDir, 'an-kreis.result.json');
+    const read = () => (existsSync(resultFile) ? (JSON.parse(readFileSync(resultFile, 'utf8')) as SendResult) : undefined);
+    const sent = await until('result file', () => read());
+    expect(sent.status, JSON.stringify(sent)).to.equal('sent');
+    const kreisB = await identityOf(pkiBDir, 'kreis-lippe');
+    const bIm = await identityOf(pkiBDir, 'intermediary');
+    const d = await osciClient(b!.osciUrl, kreisB, bIm, tmp).openDialog();
+    const got = await d.fetchDelivery({ by: 'messageId', messageId: sent.messageId as string });
+    expect(got, 'kreis-lippe finds it at B').to.not.equal(undefined);
+    await got!.decoded.dispose();
+    await d.close();
+    const received = await until('received', () => (read()?.status === 'received' ? read() : undefined));
+    expect(received.receivedAt).to.match(/^\d{4}-/);
+    expect(await cardAtA(stadt, sent.messageId as string), 'the sender has no such message at A').to.equal(undefined);
   });
 
   it('the HTTP intake: a DMS posts a reply, the same Idempotency-Key again sends nothing twice, and the status shows A’s reception', async () => {

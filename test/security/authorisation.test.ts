@@ -11,7 +11,6 @@ import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { issueDevCertificate } from '../../crypto/devpki.ts';
-import { OsciError } from '../../protocol/errors.ts';
 import { testPki, type TestIdentity } from '../helpers/devpki.ts';
 import { IN_CI } from '../helpers/env.ts';
 import { cast, clientOf, expectNoLeak, storeDeliveryOrder, startAttackServer, type AttackServer, type Cast } from '../helpers/attack.ts';
@@ -104,7 +103,7 @@ describe('security: authorisation against the running intermediary', function ()
       await untouched();
     });
 
-    it('a certificate of the trusted CA that owns no mailbox may send, but fetches nothing and sees no process card', async () => {
+    it('a certificate of the trusted CA that owns no mailbox may send and sees the process cards of what it sent, but fetches nothing and sees no other card', async () => {
       const client = clientOf(srv, stranger);
       const o = await storeDeliveryOrder(stranger, c.kreis, { tmpDir: srv.tmp });
       await o.sealed.dispose();
@@ -114,15 +113,20 @@ describe('security: authorisation against the running intermediary', function ()
       const d = await client.openDialog();
       expect(await d.fetchDelivery({ by: 'messageId', messageId })).to.equal(undefined);
       expect(await d.fetchDelivery()).to.equal(undefined);
-      let refused: unknown;
-      try {
-        await d.fetchProcessCards({ by: 'messageId', messageIds: [messageId, receipt.messageId] });
-      } catch (e) {
-        refused = e;
-      }
-      // No mailbox, no process cards: 9803, the code for "unauthorised" (errors.ts), never a card.
-      expect((refused as OsciError | undefined)?.feedback).to.equal('9803');
+      // Its messages are recorded under its certificate: it sees their cards (a remote gateway tracking the reception), never stadt-lemgo's.
+      const cards = await d.fetchProcessCards({ by: 'messageId', messageIds: [messageId, receipt.messageId] });
+      expect(cards.map((x) => x.messageId)).to.deep.equal([receipt.messageId]);
+      expect((await d.fetchProcessCards({ by: 'recentModification', dateTime: '1970-01-01T00:00:00Z' })).map((x) => x.messageId)).to.deep.equal([receipt.messageId]);
+      expect(await d.fetchProcessCards({ by: 'messageId', messageIds: [messageId] })).to.deep.equal([]);
       await d.close();
+      // Another unregistered certificate of the same CA sees nothing of it.
+      const pki = await testPki();
+      const issue = (usage: 'signature' | 'cipher') => issueDevCertificate(join(pki.dir, 'ca'), { id: 'fremder-2', usage, bits: 2048 });
+      const [s2, c2] = await Promise.all([issue('signature'), issue('cipher')]);
+      const other = clientOf(srv, { id: 'fremder-2', signature: { key: s2.key, cert: s2.certificate }, cipher: { key: c2.key, cert: c2.certificate } });
+      const d2 = await other.openDialog();
+      expect(await d2.fetchProcessCards({ by: 'messageId', messageIds: [receipt.messageId] })).to.deep.equal([]);
+      await d2.close();
       await untouched();
     });
   });

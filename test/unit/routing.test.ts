@@ -195,6 +195,8 @@ describe('agent configuration (adapters/config.ts)', () => {
       expect(() => parseAgentConfig({ ...remote, mailboxes: [{ ...mb, pin: '123456' }] }, '/x')).to.throw(/unknown key "pin"/);
       expect(() => parseAgentConfig({ ...remote, intermediaries: { zentral: { ...remote.intermediaries.zentral, endpoint: 'ftp://x' } } }, '/x')).to.throw(/endpoint must be an http\(s\) URL/);
       expect(() => parseAgentConfig({ ...remote, intermediaries: { zentral: { endpoint: 'https://x/osci', cipherCert: 'c.pem' } } }, '/x')).to.throw(/signatureCert must be a non-empty string/);
+      expect(() => parseAgentConfig({ ...remote, recipients: { 'ag-lemgo': { cipherCert: 'a.pem', intermediary: 'bund' } } }, '/x')).to.throw(/recipients\.ag-lemgo\.intermediary names "bund"/);
+      expect(parseAgentConfig({ ...remote, recipients: { 'ag-lemgo': { cipherCert: 'a.pem', intermediary: 'zentral' } } }, '/x').recipients['ag-lemgo']).to.deep.equal({ cipherCert: '/x/a.pem', intermediary: 'zentral' });
     });
   });
 });
