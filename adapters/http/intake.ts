@@ -12,7 +12,7 @@
  * into place: from then on it is exactly a dropped folder (hotfolder/import.ts), sent once and tracked.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -174,6 +174,11 @@ async function accept(req: IncomingMessage, res: ServerResponse, dir: string, ma
 export function startIntake(o: IntakeOptions): Promise<RunningIntake> {
   if (o.token.length < 32) throw new OsciError('ERR_USAGE', 'the intake token needs at least 32 characters');
   const want = digest(o.token);
+  // Staging folders of uploads a crash interrupted: never renamed into place, never answered with 202.
+  for (const dir of o.mailboxes.values()) {
+    if (!existsSync(dir)) continue;
+    for (const n of readdirSync(dir)) if (n.startsWith('.intake-')) rmSync(join(dir, n), { recursive: true, force: true });
+  }
   const server: Server = createServer((req, res) => {
     void (async () => {
       const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];

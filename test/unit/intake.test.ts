@@ -28,12 +28,17 @@ describe('HTTP intake for outgoing mail (adapters/http/intake.ts)', () => {
     tmp = mkdtempSync(join(tmpdir(), 'amtsbote-intake-'));
     out = join(tmp, 'ausgang');
     mkdirSync(out);
+    mkdirSync(join(out, '.intake-crashed-0123'), { recursive: true }); // left by a crash mid-upload
     intake = await startIntake({ host: '127.0.0.1', port: 0, token: TOKEN, mailboxes: new Map([['stadt-lemgo', out]]), log: silentLogger });
   });
 
   after(async () => {
     await intake?.close();
     rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('removes staging folders a crash left behind when it starts', () => {
+    expect(leftovers()).to.deep.equal([]);
   });
 
   it('accepts an order with files as a complete outgoing folder (send.json listing the files) and reports it queued', async () => {
