@@ -12,6 +12,7 @@
 import { X509Certificate } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { DEFAULT_POLICY } from '../../crypto/algorithms.ts';
+import { parseCertificate } from '../../crypto/certcache.ts';
 import { OsciError, toOsciError, type ErrorCode } from '../errors.ts';
 import type { MimeLimits } from '../mime.ts';
 import type { OsciMessage } from '../model.ts';
@@ -159,7 +160,7 @@ export function responseCipherCertificate(message: OsciMessage): X509Certificate
   const c = 'certificates' in message ? message.certificates.find((x) => x.role === 'originator' && x.usage === 'cipher') : undefined;
   if (!c) throw new OsciError('ERR_CIPHER_CERT_MISSING', `${message.type} carries no CipherCertificateOriginator`);
   try {
-    return new X509Certificate(c.der);
+    return parseCertificate(c.der);
   } catch (e) {
     throw new OsciError('ERR_CIPHER_CERT_MISSING', 'the CipherCertificateOriginator is unreadable', { cause: e });
   }

@@ -11,6 +11,7 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { NS, type CryptoPolicy } from '../../crypto/algorithms.ts';
 import { findSignatures, signXml, verifyXml, type SignReference } from '../../crypto/dsig.ts';
+import { parseCertificate } from '../../crypto/certcache.ts';
 import { CryptoError } from '../../crypto/errors.ts';
 import { childElements, ELEMENT_NODE, serializeXml, type Element, type Node } from '../../crypto/xml.ts';
 import { escapeAttr } from '../../crypto/c14n.ts';
@@ -45,7 +46,7 @@ export function carriedSignerCertificate(msg: OsciMessage): { cert: Certificate;
   if (!c) return undefined;
   let x509: X509Certificate | undefined;
   try {
-    x509 = new X509Certificate(c.der);
+    x509 = parseCertificate(c.der);
   } catch {
     x509 = undefined; // unreadable: trustSigner sees no certificate
   }
@@ -221,7 +222,7 @@ function keyInfoCertificate(keyInfo: Element | undefined): X509Certificate | und
   const x = keyInfo ? childElements(keyInfo, NS.ds, 'X509Data').flatMap((d) => childElements(d, NS.ds, 'X509Certificate'))[0] : undefined;
   if (!x) return undefined;
   try {
-    return new X509Certificate(Buffer.from(leafTextOf(x).replace(/\s+/g, ''), 'base64'));
+    return parseCertificate(Buffer.from(leafTextOf(x).replace(/\s+/g, ''), 'base64'));
   } catch {
     return undefined;
   }

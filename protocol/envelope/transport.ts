@@ -6,11 +6,12 @@
  * transform the reference library writes although part `osci_enc` holds raw IV‖ciphertext‖tag.
  * The plaintext is the whole inner MIME entity, its own MIME-Version/Content-Type headers included.
  */
-import { createPublicKey, X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULT_POLICY, NS, type CryptoPolicy } from '../../crypto/algorithms.ts';
 import { DECRYPT_FAILED, GCM_IV_BYTES, GCM_TAG_BYTES } from '../../crypto/aesgcm.ts';
+import { parseCertificate, spkiOfCertificate, spkiOfKey } from '../../crypto/certcache.ts';
 import { CryptoError } from '../../crypto/errors.ts';
 import { decryptCipherReferenceStream, encryptBinary } from '../../crypto/xenc.ts';
 import { childElements, parseXml, serializeXml, strictText, type Element } from '../../crypto/xml.ts';
@@ -114,28 +115,12 @@ function namedKeys(ed: Element): Buffer[] {
   return out;
 }
 
-/** SPKI by certificate base64: a client sends the same certificate with every message (bounded cache). */
-const namedSpki = new Map<string, Buffer>();
-const NAMED_SPKI_MAX = 1000;
-
 function spkiOfCertificateText(b64: string): Buffer {
-  const hit = namedSpki.get(b64);
-  if (hit) return hit;
-  const spki = new X509Certificate(Buffer.from(b64, 'base64')).publicKey.export({ type: 'spki', format: 'der' });
-  if (namedSpki.size >= NAMED_SPKI_MAX) namedSpki.clear();
-  namedSpki.set(b64, spki);
-  return spki;
+  return spkiOfCertificate(parseCertificate(Buffer.from(b64, 'base64')));
 }
 
-const ourSpki = new WeakMap<object, Buffer>();
-
 function spkiOf(k: TransportKey): Buffer {
-  const owner: object = k.cert ?? k.key;
-  const hit = ourSpki.get(owner);
-  if (hit) return hit;
-  const spki = (k.cert ? k.cert.publicKey : createPublicKey(k.key)).export({ type: 'spki', format: 'der' });
-  ourSpki.set(owner, spki);
-  return spki;
+  return k.cert ? spkiOfCertificate(k.cert) : spkiOfKey(k.key);
 }
 
 /**
