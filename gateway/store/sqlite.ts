@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { OsciError } from '../../protocol/errors.ts';
 import { PayloadFiles } from './payloads.ts';
 import { processCardSelection, sqliteParams, waitingSelection } from './queries.ts';
@@ -37,6 +37,7 @@ import type {
   NewDialog,
   Participant,
   ParticipantInput,
+  PartFile,
   PartInput,
   PartRecord,
   ProcessCardInput,
@@ -509,11 +510,14 @@ class SqliteWriter implements MessageWriter {
     this.state = 'busy';
   }
 
-  async addPart(meta: PartInput, data: ByteSource): Promise<PartRecord> {
+  async addPart(meta: PartInput, data: ByteSource, file?: PartFile): Promise<PartRecord> {
     const m = checkPartInput(meta);
     this.enter();
     try {
-      const written = await this.store.payloads.writeTmp(data);
+      // A finished file of the caller is linked, not copied (a 200 MB attachment is written once, not twice).
+      const linked = file ? await this.store.payloads.linkTmp(file.path, file.size, file.sha256Hex) : undefined;
+      if (linked && data instanceof Readable) data.destroy();
+      const written = linked ?? (await this.store.payloads.writeTmp(data));
       this.tmpFiles.push(written.path);
       const part: PartRecord = { index: this.parts.length, ...m, size: written.size, sha256Hex: written.sha256Hex };
       this.parts.push(part);

@@ -59,6 +59,7 @@ function toAttachments(parts: readonly SpilledPart[]): DecodedAttachment[] {
     size: p.size,
     sha256: p.sha256,
     ...(p.contentType !== undefined ? { contentType: p.contentType } : {}),
+    ...(p.body.path !== undefined ? { file: p.body.path } : {}),
     open: () => p.body.open(),
   }));
 }
@@ -135,6 +136,7 @@ export async function decodeMessage(body: Readable | Buffer, opts: DecodeOptions
       trustSigner: opts.trustSigner,
       ...(opts.policy ? { policy: opts.policy } : {}),
       openAttachment: (cid) => byCid.get(cid)?.open(),
+      attachmentSha256: (cid) => byCid.get(cid)?.sha256,
       attachmentIds: opened.attachments.map((a) => a.contentId),
     });
     const out: DecodedMessage = {

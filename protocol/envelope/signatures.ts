@@ -139,6 +139,8 @@ export interface VerifyEnvelopeOptions {
   policy?: CryptoPolicy;
   /** Raw bytes of the attachment with this Content-ID. */
   openAttachment: (contentId: string) => Readable | undefined;
+  /** SHA-256 of the attachment's raw bytes as the decoder computed it while receiving (spares a second read). */
+  attachmentSha256?: (contentId: string) => Buffer | undefined;
   /** Content-IDs of every attachment of the message. */
   attachmentIds: readonly string[];
 }
@@ -193,6 +195,7 @@ export async function verifyEnvelope(soap: ParsedSoap, opts: VerifyEnvelopeOptio
     ids: soap.ids,
     expectedReferences: { ids, cids: opts.attachmentIds, exact: false },
     resolveCid: async (cid) => opts.openAttachment(cid) as AsyncIterable<Buffer> | undefined,
+    ...(opts.attachmentSha256 ? { cidSha256: opts.attachmentSha256 } : {}),
   });
   for (const r of required) {
     if (r.id === undefined || result.signedElements.get(r.id) !== r.el) {
