@@ -7,7 +7,7 @@
  * The plaintext is the whole inner MIME entity, its own MIME-Version/Content-Type headers included.
  */
 import type { X509Certificate } from 'node:crypto';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULT_POLICY, NS, type CryptoPolicy } from '../../crypto/algorithms.ts';
 import { DECRYPT_FAILED, GCM_IV_BYTES, GCM_TAG_BYTES } from '../../crypto/aesgcm.ts';
@@ -168,4 +168,46 @@ export async function decryptTransportPayload(
     return k.cert ? { recipient: k.cert, cid } : { cid };
   }
   throw new CryptoError('ERR_DECRYPT', DECRYPT_FAILED);
+}
+
+/**
+ * A Writable for the encrypted payload part while it is still arriving: its bytes are decrypted on the way into
+ * `out` (one pass instead of spilling the ciphertext and reading it back). `done` settles as
+ * {@link decryptTransportPayload} does; the sink finishes only after `done` resolved, i.e. after the GCM tag
+ * verified (§5), and fails with the same errors, so `out` may be read once the sink finished, never before.
+ */
+export function decryptingSink(
+  soap: ParsedSoap,
+  cid: string,
+  keys: readonly TransportKey[],
+  out: Writable,
+  policy: CryptoPolicy = DEFAULT_POLICY,
+): { sink: Writable; done: Promise<{ recipient?: X509Certificate; cid: string }> } {
+  const feed = new PassThrough();
+  const done = decryptTransportPayload(soap, (c) => (c === cid ? feed : undefined), keys, out, policy);
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (feed.write(chunk)) return cb();
+      const settle = () => {
+        feed.off('drain', settle);
+        feed.off('close', settle);
+        cb();
+      };
+      feed.once('drain', settle);
+      feed.once('close', settle); // destroyed: done rejects and destroys the sink
+    },
+    final(cb) {
+      feed.end();
+      done.then(
+        () => cb(),
+        (e: unknown) => cb(e as Error),
+      );
+    },
+    destroy(err, cb) {
+      feed.destroy();
+      cb(err);
+    },
+  });
+  done.catch((e: unknown) => sink.destroy(e as Error));
+  return { sink, done };
 }
