@@ -17,7 +17,7 @@ import { decryptCipherReferenceStream, encryptBinary } from '../../crypto/xenc.t
 import { childElements, parseXml, serializeXml, strictText, type Element } from '../../crypto/xml.ts';
 import { OsciError } from '../errors.ts';
 import { binaryPartHeaders, soapPartHeaders, writeMultipart, type MultipartPartInput } from '../mime.ts';
-import { buildSoap } from '../soap-build.ts';
+import { soapEncryptedXml } from '../soap-build.ts';
 import type { ParsedSoap } from '../soap-parse.ts';
 import type { EncodedMessage, TransportKey } from './types.ts';
 
@@ -48,7 +48,7 @@ export function encryptTransport(
   // The cipher context holds its own copy of the key; ours is wiped at once.
   const encryptor = enc.createEncryptStream();
   enc.symKey.fill(0);
-  const soap = Buffer.from(buildSoap({ type: 'soapMessageEncrypted', encryptedData: serializeXml(enc.encryptedData) }).xml(), 'utf8');
+  const soap = Buffer.from(soapEncryptedXml(serializeXml(enc.encryptedData)), 'utf8');
 
   // Same boundary outside and inside, as the reference library does (§11); the inner one is encrypted anyway.
   const inner = writeMultipart(parts, { boundary: opts.boundary, includeTopHeaders: true });
