@@ -3,8 +3,9 @@
  * side (a supplier's response):
  *   1. outer MIME entity: SOAP part in memory, every other part kept in memory while the message's budget
  *      (spill.ts, 4 MiB) lasts and streamed to a temporary file beyond it, so small messages create no file;
- *   2. transport encryption (§5): `osci_enc` decrypted streaming into a second such body, the GCM tag
- *      verified before a single plaintext byte is parsed, then the inner MIME entity parsed from it;
+ *   2. transport encryption (§5): `osci_enc` decrypted into a second such body while it is received (else after
+ *      it was spilled), the GCM tag verified before a single plaintext byte is parsed, then the inner MIME entity
+ *      parsed from it;
  *   3. Client/SupplierSignature (§6) verified with the key trustSigner returns, coverage of every read element and
  *      every attachment enforced, the model parsed again from the verified elements only.
  * Every rejection is an OsciError carrying a code of protocol/errors.ts; temporary files are removed on failure.
