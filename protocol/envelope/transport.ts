@@ -162,6 +162,8 @@ export async function decryptTransportPayload(
     try {
       await pipeline(plain, out);
     } catch (e) {
+      // The plaintext could not be kept (spill folder full or read-only): our failure (9000), not the sender's.
+      if (e instanceof OsciError && e.code === 'ERR_INTERNAL') throw e;
       if (e instanceof CryptoError || e instanceof OsciError) throw new CryptoError('ERR_DECRYPT', DECRYPT_FAILED);
       throw new OsciError('ERR_INTERNAL', 'writing the decrypted transport payload failed', { cause: e });
     }
