@@ -67,7 +67,6 @@ function toAttachments(parts: readonly SpilledPart[]): DecodedAttachment[] {
 
 /** A payload being decrypted while it is received (decryptingSink). */
 interface EarlyDecryption {
-  soap: ParsedSoap;
   plain: SpillSink;
   done: Promise<{ recipient?: X509Certificate }>;
 }
@@ -92,6 +91,7 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
   const policy = opts.policy ?? DEFAULT_POLICY;
   let early: EarlyDecryption | undefined;
   let earlyError: { e: unknown } | undefined;
+  let rootSoap: ParsedSoap | undefined; // the outer SOAP part, parsed once
   try {
     const limits = mimeLimits(opts.limits);
     const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
@@ -103,7 +103,7 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
       let soap: ParsedSoap;
       let cid: string;
       try {
-        soap = parseSoap(root);
+        soap = rootSoap = parseSoap(root);
         if (soap.type !== 'soapMessageEncrypted') return undefined;
         ({ cid } = transportEncryptedData(soap));
       } catch {
@@ -112,7 +112,7 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
       if (part.contentId !== cid) return undefined;
       const plain = spill.sink('plain');
       const d = decryptingSink(soap, cid, opts.transportKeys, plain, policy);
-      early = { soap, plain, done: d.done };
+      early = { plain, done: d.done };
       d.done.catch((e: unknown) => (earlyError = { e }));
       return d.sink;
     };
@@ -124,7 +124,7 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
       if (earlyError) transportFailure(earlyError.e, opts);
       throw e;
     }
-    const outerSoap = early?.soap ?? parseSoap(outer.root);
+    const outerSoap = rootSoap ?? parseSoap(outer.root);
     if (outerSoap.type !== 'soapMessageEncrypted') {
       if (opts.requireTransportEncryption) {
         throw new OsciError('ERR_SOAP_MALFORMED', 'transport encryption (soapMessageEncrypted) is required');
