@@ -41,7 +41,10 @@ export async function startBenchServer(opts: { pkiDir: string; dataDir: string; 
       logLevel: 'warn',
     }),
   );
-  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'amtsbote.js'), 'serve', '--config', config, '--workers', String(opts.workers)], {
+  // BENCH_SERVER_NODE_ARGS: extra node flags for the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  // (NODE_OPTIONS refuses --cpu-prof; cluster workers inherit the flags).
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+  const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin', 'amtsbote.js'), 'serve', '--config', config, '--workers', String(opts.workers)], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -89,6 +89,11 @@ export interface VerifyOptions {
   idAttrs?: readonly string[];
   /** Raw bytes of the MIME part with this Content-ID (the URI after `cid:`, RFC 2392 percent-decoded). */
   resolveCid?: (cid: string) => Promise<Buffer | AsyncIterable<Buffer> | undefined>;
+  /**
+   * SHA-256 of a MIME part's raw bytes that the caller computed itself while receiving it (never a value taken from
+   * the message); used for a SHA-256 `cid:` reference without transforms instead of reading the part again.
+   */
+  cidSha256?: (cid: string) => Buffer | undefined;
   /** References the caller expects; any other is ERR_SIG_STRUCTURE. With exact, each listed one must be present. */
   expectedReferences?: { ids?: readonly string[]; cids?: readonly string[]; exact?: boolean };
   /** A pre-built Id index of `doc` (see indexIds). */
@@ -438,9 +443,13 @@ export async function verifyXml(doc: Document, signature: Element, opts: VerifyO
     if (r.kind === 'id') {
       actual = digestElement(r.element as Element, r.plan, signature, r.digest.hash);
     } else {
-      const data = opts.resolveCid ? await opts.resolveCid(r.target) : undefined;
-      if (!data) throw new CryptoError('ERR_CID_NOT_FOUND', `Reference ${r.uri}: no MIME part with Content-ID <${r.target}>`);
-      actual = await digestSource(r.digest.hash, data, { base64Decode: r.plan.base64 });
+      const known = r.digest.hash === 'sha256' && !r.plan.base64 ? opts.cidSha256?.(r.target) : undefined;
+      if (known) actual = known;
+      else {
+        const data = opts.resolveCid ? await opts.resolveCid(r.target) : undefined;
+        if (!data) throw new CryptoError('ERR_CID_NOT_FOUND', `Reference ${r.uri}: no MIME part with Content-ID <${r.target}>`);
+        actual = await digestSource(r.digest.hash, data, { base64Decode: r.plan.base64 });
+      }
     }
     if (actual.length !== r.digestValue.length || !timingSafeEqual(actual, r.digestValue)) {
       throw new CryptoError('ERR_SIG_DIGEST', `Reference ${r.uri}: digest mismatch`);

@@ -23,6 +23,7 @@ import type { BlockCipherAlg, CryptoPolicy, HashName } from './algorithms.ts';
 import { cbcDecryptLegacy, createGcmDecryptStream, createGcmEncryptStream, DECRYPT_FAILED, gcmDecrypt, gcmEncrypt } from './aesgcm.ts';
 import type { GcmIvLength } from './aesgcm.ts';
 import { CryptoError } from './errors.ts';
+import { parseCertificate, spkiOfCertificate, spkiOfKey } from './certcache.ts';
 import { oaepUnwrap, oaepWrap, rsaModulusBits } from './oaep.ts';
 import type { OaepParams } from './oaep.ts';
 import { childElements, ELEMENT_NODE, parseXml, serializeXml, strictText, TEXT_NODE } from './xml.ts';
@@ -205,10 +206,6 @@ function decodeBase64(text: string, what: string): Buffer {
 function toPublicKey(r: Recipient): KeyObject {
   if (r instanceof X509Certificate) return r.publicKey;
   return r.type === 'private' ? createPublicKey(r) : r;
-}
-
-function spki(key: KeyObject): Buffer {
-  return key.export({ type: 'spki', format: 'der' });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -623,7 +620,7 @@ function keyInfoNames(doc: Document, keyInfo: Element | undefined, ownSpki: Buff
   }
   return certs.some((der) => {
     try {
-      return spki(new X509Certificate(der).publicKey).equals(ownSpki);
+      return spkiOfCertificate(parseCertificate(der)).equals(ownSpki);
     } catch {
       return false;
     }
@@ -635,7 +632,7 @@ function keyInfoNames(doc: Document, keyInfo: Element | undefined, ownSpki: Buff
  * rest (a KeyInfo is a hint, never trust).
  */
 export function rankEncryptedKeys(doc: Document, encryptedKeys: readonly Element[], privateKey: KeyObject): Element[] {
-  const own = spki(createPublicKey(privateKey));
+  const own = spkiOfKey(privateKey);
   const first: Element[] = [];
   const rest: Element[] = [];
   for (const ek of encryptedKeys) {

@@ -21,6 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { OsciError } from '../protocol/errors.ts';
 import type { ServerConfig } from './config.ts';
 import { createLogger, type Logger } from './log.ts';
+import { serveClusterMetrics } from './metrics.ts';
 import { prepareServer, startServer, type PreparedServer } from './server.ts';
 
 const PREPARED_ENV = 'AMTSBOTE_CLUSTER_PREPARED';
@@ -114,6 +115,7 @@ export async function startCluster(cfg: ServerConfig, opts: { workers: number; l
   const env = { [PREPARED_ENV]: JSON.stringify(prepared) };
 
   const live = new Set<Worker>();
+  serveClusterMetrics();
   const listening = new Set<Worker>();
   let stopping = false;
   const crashes: number[] = [];

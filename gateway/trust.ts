@@ -6,6 +6,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { parseCertificate } from '../crypto/certcache.ts';
 import { certificateSha256Hex, loadCertificates } from '../crypto/keys.ts';
 import { checkCertificate, type CertificateCheck, type CertUsage } from '../crypto/x509.ts';
 import { withPolicy, type CryptoPolicy } from '../crypto/algorithms.ts';
@@ -149,21 +150,11 @@ export class Trust {
   }
 }
 
-const certCache = new Map<string, X509Certificate>();
-const CERT_CACHE_MAX = 1000;
-
 /** Parses a certificate of a message; the same DER seen again (every request of a client) is parsed once. */
 export function derToCert(der: Buffer): X509Certificate {
-  const key = der.toString('base64');
-  const hit = certCache.get(key);
-  if (hit) return hit;
-  let cert: X509Certificate;
   try {
-    cert = new X509Certificate(der);
+    return parseCertificate(der);
   } catch (e) {
     throw new OsciError('ERR_KEY_INVALID', 'unreadable certificate in message', { cause: e });
   }
-  if (certCache.size >= CERT_CACHE_MAX) certCache.clear();
-  certCache.set(key, cert);
-  return cert;
 }

@@ -84,7 +84,8 @@ export interface ParsedMultipart {
   totalBytes: number;
 }
 
-export type PartSink = (part: PartHeaders) => Writable | null | Promise<Writable | null>;
+/** `previous`: the parts already complete (a buffered root part with its body). */
+export type PartSink = (part: PartHeaders, previous: readonly ParsedPart[]) => Writable | null | Promise<Writable | null>;
 
 export interface ParseMultipartOptions {
   /**
@@ -363,7 +364,7 @@ class MultipartParser {
     let sink: Writable | null = null;
     if (this.opts.sink) {
       try {
-        sink = await this.opts.sink(info);
+        sink = await this.opts.sink(info, this.parts);
       } catch (err) {
         throw toOsciError(err);
       }

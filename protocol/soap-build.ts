@@ -366,6 +366,22 @@ function buildFault(msg: SoapFault): BuiltSoap {
 }
 
 /** Transport wrapper: header-less envelope, Body = one xenc:EncryptedData (§5). */
+let encryptedFrame: { head: string; tail: string } | undefined;
+
+/**
+ * The serialized soapMessageEncrypted around `encryptedData`, an xenc:EncryptedData this process serialized itself:
+ * byte for byte what buildSoap(...).xml() writes, without parsing and re-serializing the EncryptedData per message.
+ */
+export function soapEncryptedXml(encryptedData: string): string {
+  if (!encryptedFrame) {
+    const marker = `<xenc:EncryptedData xmlns:xenc="${XENC_NS}"/>`;
+    const [head, tail] = buildEncrypted({ type: 'soapMessageEncrypted', encryptedData: marker }).xml().split(marker);
+    if (head === undefined || tail === undefined) throw new OsciError('ERR_INTERNAL', 'soapMessageEncrypted frame');
+    encryptedFrame = { head, tail };
+  }
+  return encryptedFrame.head + encryptedData + encryptedFrame.tail;
+}
+
 function buildEncrypted(msg: SoapMessageEncrypted): BuiltSoap {
   const doc = newEnvelope(['ds', 'soap', 'xenc', 'xsi'], ENCRYPTED_XSD);
   const frag = parseXml(msg.encryptedData).documentElement;

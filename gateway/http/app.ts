@@ -152,7 +152,7 @@ export function createApp(d: AppDeps): express.Express {
   // only a local scraper or a holder of the admin token reads them; everyone else gets the bare 404.
   app.get('/metrics', async (req, res, next) => {
     if (!mayReadMetrics(req, d.admin?.token)) return next();
-    res.type(d.metrics.registry.contentType).send(await d.metrics.registry.metrics());
+    res.type(d.metrics.registry.contentType).send(await d.metrics.exposition());
   });
 
   // Everything else is a bare 404, and no error shows a stack or a path: Express's default handler prints both

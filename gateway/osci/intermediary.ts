@@ -351,7 +351,8 @@ export class Intermediary {
     let stored: MessageSummary;
     try {
       for (const a of d.attachments) {
-        await writer.addPart({ contentId: a.contentId, contentType: a.contentType ?? 'application/octet-stream' }, a.open());
+        const file = a.file !== undefined ? { path: a.file, size: a.size, sha256Hex: a.sha256.toString('hex') } : undefined;
+        await writer.addPart({ contentId: a.contentId, contentType: a.contentType ?? 'application/octet-stream' }, a.open(), file);
       }
       stored = await writer.commit(
         { originatorId: d.originatorId, addresseeId: d.addresseeId, soapXml: Buffer.from(JSON.stringify(d.order)) },

@@ -11,7 +11,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { ReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bytesOf, type ByteSource } from './streams.ts';
 
@@ -72,6 +72,38 @@ export class PayloadFiles {
       throw err;
     }
     return { path, size, sha256Hex: hash.digest('hex') };
+  }
+
+  /**
+   * A second name in tmp for a finished file of the same file system (hard link: no bytes copied), fsynced like
+   * writeTmp. Undefined when the file cannot be linked or is not `size` bytes long: the caller copies instead.
+   * The caller vouches for `sha256Hex` (it hashed the bytes while writing them) and must not change the file.
+   */
+  async linkTmp(file: string, size: number, sha256Hex: string): Promise<WrittenFile | undefined> {
+    const path = join(this.tmpDir, randomBytes(16).toString('hex'));
+    inFlight.add(path);
+    try {
+      await link(file, path);
+    } catch {
+      inFlight.delete(path);
+      return undefined;
+    }
+    try {
+      const fh = await open(path, 'r');
+      try {
+        if ((await fh.stat()).size !== size) {
+          await this.discardTmp(path);
+          return undefined;
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      await this.discardTmp(path);
+      throw err;
+    }
+    return { path, size, sha256Hex };
   }
 
   async discardTmp(path: string): Promise<void> {

@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { OsciError } from '../../protocol/errors.ts';
 import { PayloadFiles } from './payloads.ts';
 import { processCardSelection, sqliteParams, waitingSelection } from './queries.ts';
@@ -37,6 +37,7 @@ import type {
   NewDialog,
   Participant,
   ParticipantInput,
+  PartFile,
   PartInput,
   PartRecord,
   ProcessCardInput,
@@ -141,6 +142,19 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** Prepared statements by SQL text: compiling one costs more than running it (cleared when full). */
+  private readonly statements = new Map<string, Database.Statement>();
+
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (st === undefined) {
+      if (this.statements.size >= 200) this.statements.clear();
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
   private claimKey(messageId: string): string {
     return `${this.dataDir}\0${messageId}`;
   }
@@ -149,8 +163,8 @@ export class SqliteStore implements Store {
     await guarded(() => {
       this.db.transaction(() => {
         this.db.exec(SCHEMA);
-        const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
-        if (row === undefined) this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', SCHEMA_VERSION);
+        const row = this.stmt('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
+        if (row === undefined) this.stmt('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', SCHEMA_VERSION);
         else if (row.value !== SCHEMA_VERSION) throw new OsciError('ERR_INTERNAL', 'store schema version is not supported');
       }).immediate();
     });
@@ -160,7 +174,7 @@ export class SqliteStore implements Store {
   async recover(): Promise<void> {
     await guarded(async () => {
       const committed = new Set(
-        (this.db.prepare('SELECT payload_dir FROM messages').all() as { payload_dir: string }[]).map((r) => r.payload_dir),
+        (this.stmt('SELECT payload_dir FROM messages').all() as { payload_dir: string }[]).map((r) => r.payload_dir),
       );
       await this.payloads.recover((name) => committed.has(name));
     });
@@ -179,8 +193,7 @@ export class SqliteStore implements Store {
     const name = checkOptionalText(p.name, 'name');
     const endpointUrl = checkOptionalText(p.endpointUrl, 'endpointUrl');
     await guarded(() => {
-      this.db
-        .prepare(
+      this.stmt(
           `INSERT INTO participants (id, name, endpoint_url, created) VALUES (?, ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET name = COALESCE(excluded.name, name), endpoint_url = COALESCE(excluded.endpoint_url, endpoint_url)`,
         )
@@ -191,13 +204,13 @@ export class SqliteStore implements Store {
   async getParticipant(id: string): Promise<Participant | undefined> {
     checkId(id, 'participant id');
     return guarded(() => {
-      const row = this.db.prepare('SELECT * FROM participants WHERE id = ?').get(id) as ParticipantRow | undefined;
+      const row = this.stmt('SELECT * FROM participants WHERE id = ?').get(id) as ParticipantRow | undefined;
       return row === undefined ? undefined : participantFromRow(row);
     });
   }
 
   async listParticipants(): Promise<Participant[]> {
-    return guarded(() => (this.db.prepare('SELECT * FROM participants ORDER BY id').all() as ParticipantRow[]).map(participantFromRow));
+    return guarded(() => (this.stmt('SELECT * FROM participants ORDER BY id').all() as ParticipantRow[]).map(participantFromRow));
   }
 
   async addCertificate(c: CertificateInput): Promise<CertificateRecord> {
@@ -211,23 +224,22 @@ export class SqliteStore implements Store {
     return guarded(() =>
       this.db
         .transaction(() => {
-          if (this.db.prepare('SELECT 1 FROM participants WHERE id = ?').get(participantId) === undefined) {
+          if (this.stmt('SELECT 1 FROM participants WHERE id = ?').get(participantId) === undefined) {
             throw notFound('participant');
           }
-          const existing = this.db.prepare('SELECT * FROM certificates WHERE fingerprint = ?').get(fingerprint) as CertificateRow | undefined;
+          const existing = this.stmt('SELECT * FROM certificates WHERE fingerprint = ?').get(fingerprint) as CertificateRow | undefined;
           if (existing !== undefined) {
             if (existing.participant_id !== participantId || existing.usage !== usage) {
               throw misuse('certificate is already registered for another participant or usage');
             }
             return certificateFromRow(existing);
           }
-          this.db
-            .prepare(
+          this.stmt(
               `INSERT INTO certificates (fingerprint, participant_id, usage, der, not_before, not_after, added)
                VALUES (?, ?, ?, ?, ?, ?, ?)`,
             )
             .run(fingerprint, participantId, usage, c.der, notBefore, notAfter, Date.now());
-          return certificateFromRow(this.db.prepare('SELECT * FROM certificates WHERE fingerprint = ?').get(fingerprint) as CertificateRow);
+          return certificateFromRow(this.stmt('SELECT * FROM certificates WHERE fingerprint = ?').get(fingerprint) as CertificateRow);
         })
         .immediate(),
     );
@@ -236,7 +248,7 @@ export class SqliteStore implements Store {
   async findCertificate(fingerprintHex: string): Promise<CertificateRecord | undefined> {
     const fp = checkFingerprint(fingerprintHex);
     return guarded(() => {
-      const row = this.db.prepare('SELECT * FROM certificates WHERE fingerprint = ?').get(fp) as CertificateRow | undefined;
+      const row = this.stmt('SELECT * FROM certificates WHERE fingerprint = ?').get(fp) as CertificateRow | undefined;
       return row === undefined ? undefined : certificateFromRow(row);
     });
   }
@@ -248,9 +260,8 @@ export class SqliteStore implements Store {
     return guarded(() => {
       const rows = (
         when === undefined
-          ? this.db.prepare('SELECT * FROM certificates WHERE participant_id = ? AND usage = ? ORDER BY not_before DESC, rowid DESC').all(participantId, usage)
-          : this.db
-              .prepare(
+          ? this.stmt('SELECT * FROM certificates WHERE participant_id = ? AND usage = ? ORDER BY not_before DESC, rowid DESC').all(participantId, usage)
+          : this.stmt(
                 `SELECT * FROM certificates WHERE participant_id = ? AND usage = ? AND not_before <= ? AND not_after >= ?
                  AND (revoked IS NULL OR revoked > ?) ORDER BY not_before DESC, rowid DESC`,
               )
@@ -264,7 +275,7 @@ export class SqliteStore implements Store {
     const fp = checkFingerprint(fingerprintHex);
     const when = toMs(checkDate(at, 'at'));
     await guarded(() => {
-      const r = this.db.prepare('UPDATE certificates SET revoked = MIN(COALESCE(revoked, ?), ?) WHERE fingerprint = ?').run(when, when, fp);
+      const r = this.stmt('UPDATE certificates SET revoked = MIN(COALESCE(revoked, ?), ?) WHERE fingerprint = ?').run(when, when, fp);
       if (r.changes === 0) throw notFound('certificate');
     });
   }
@@ -274,7 +285,7 @@ export class SqliteStore implements Store {
   async createDialog(d: NewDialog): Promise<string> {
     const c = dialogColumns(d);
     return guarded(() => {
-      const insert = this.db.prepare(
+      const insert = this.stmt(
         `INSERT INTO dialogs (conversation_id, client_fingerprint, sequence_number, challenge, open, created, last_activity, pending_receptions, data)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING`,
       );
@@ -289,7 +300,7 @@ export class SqliteStore implements Store {
   async getDialog(conversationId: string): Promise<DialogRecord | undefined> {
     if (!isConversationId(conversationId)) return undefined;
     return guarded(() => {
-      const row = this.db.prepare('SELECT * FROM dialogs WHERE conversation_id = ?').get(conversationId) as DialogRow | undefined;
+      const row = this.stmt('SELECT * FROM dialogs WHERE conversation_id = ?').get(conversationId) as DialogRow | undefined;
       return row === undefined ? undefined : dialogFromRow(row);
     });
   }
@@ -301,7 +312,7 @@ export class SqliteStore implements Store {
     try {
       return this.db
         .transaction(() => {
-          const row = this.db.prepare('SELECT * FROM dialogs WHERE conversation_id = ?').get(conversationId) as DialogRow | undefined;
+          const row = this.stmt('SELECT * FROM dialogs WHERE conversation_id = ?').get(conversationId) as DialogRow | undefined;
           if (row === undefined) throw new OsciError('ERR_DIALOG_UNKNOWN', 'unknown dialog');
           let update: DialogUpdate<T>;
           try {
@@ -312,8 +323,7 @@ export class SqliteStore implements Store {
             throw err;
           }
           const c = dialogColumns(update.next);
-          this.db
-            .prepare(
+          this.stmt(
               `UPDATE dialogs SET client_fingerprint = ?, sequence_number = ?, challenge = ?, open = ?, created = ?, last_activity = ?,
                pending_receptions = ?, data = ? WHERE conversation_id = ?`,
             )
@@ -330,7 +340,7 @@ export class SqliteStore implements Store {
 
   async pruneDialogs(before: Date): Promise<number> {
     const when = toMs(checkDate(before, 'before'));
-    return guarded(() => this.db.prepare('DELETE FROM dialogs WHERE last_activity < ?').run(when).changes);
+    return guarded(() => this.stmt('DELETE FROM dialogs WHERE last_activity < ?').run(when).changes);
   }
 
   // MessageIds (getMessageId → storeDelivery)
@@ -340,8 +350,7 @@ export class SqliteStore implements Store {
     checkId(clientFingerprint, 'clientFingerprint');
     const when = toMs(checkDate(at, 'at'));
     await guarded(() => {
-      const r = this.db
-        .prepare('INSERT INTO issued_message_ids (message_id, client_fingerprint, issued) VALUES (?, ?, ?) ON CONFLICT (message_id) DO NOTHING')
+      const r = this.stmt('INSERT INTO issued_message_ids (message_id, client_fingerprint, issued) VALUES (?, ?, ?) ON CONFLICT (message_id) DO NOTHING')
         .run(messageId, clientFingerprint, when);
       if (r.changes === 0) throw messageIdTaken();
     });
@@ -356,9 +365,8 @@ export class SqliteStore implements Store {
   private consumeNow(messageId: string, clientFingerprint: string | undefined): boolean {
     const r =
       clientFingerprint === undefined
-        ? this.db.prepare('UPDATE issued_message_ids SET consumed = ? WHERE message_id = ? AND consumed IS NULL').run(Date.now(), messageId)
-        : this.db
-            .prepare('UPDATE issued_message_ids SET consumed = ? WHERE message_id = ? AND client_fingerprint = ? AND consumed IS NULL')
+        ? this.stmt('UPDATE issued_message_ids SET consumed = ? WHERE message_id = ? AND consumed IS NULL').run(Date.now(), messageId)
+        : this.stmt('UPDATE issued_message_ids SET consumed = ? WHERE message_id = ? AND client_fingerprint = ? AND consumed IS NULL')
             .run(Date.now(), messageId, clientFingerprint);
     return r.changes === 1;
   }
@@ -370,12 +378,12 @@ export class SqliteStore implements Store {
     const issuedTo = opts.issuedTo === undefined ? undefined : checkId(opts.issuedTo, 'issuedTo');
     const key = this.claimKey(messageId);
     return guarded(() => {
-      if (claims.has(key) || this.db.prepare('SELECT 1 FROM messages WHERE message_id = ?').get(messageId) !== undefined) {
+      if (claims.has(key) || this.stmt('SELECT 1 FROM messages WHERE message_id = ?').get(messageId) !== undefined) {
         throw messageIdTaken();
       }
       if (
         issuedTo !== undefined &&
-        this.db.prepare('SELECT 1 FROM issued_message_ids WHERE message_id = ? AND client_fingerprint = ? AND consumed IS NULL').get(messageId, issuedTo) ===
+        this.stmt('SELECT 1 FROM issued_message_ids WHERE message_id = ? AND client_fingerprint = ? AND consumed IS NULL').get(messageId, issuedTo) ===
           undefined
       ) {
         throw messageIdTaken();
@@ -389,15 +397,14 @@ export class SqliteStore implements Store {
   commitRows(messageId: string, payloadDir: string, issuedTo: string | undefined, m: MessageInput, parts: PartRecord[]): void {
     this.db
       .transaction(() => {
-        if (this.db.prepare('SELECT 1 FROM messages WHERE message_id = ?').get(messageId) !== undefined) throw messageIdTaken();
+        if (this.stmt('SELECT 1 FROM messages WHERE message_id = ?').get(messageId) !== undefined) throw messageIdTaken();
         if (issuedTo !== undefined && !this.consumeNow(messageId, issuedTo)) throw messageIdTaken();
-        this.db
-          .prepare(
+        this.stmt(
             `INSERT INTO messages (message_id, originator_id, addressee_id, subject, soap_xml, creation, recent_modification, inspections, payload_dir)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           )
           .run(messageId, m.originatorId, m.addresseeId, m.subject ?? null, m.soapXml, m.creation, m.creation, m.inspections, payloadDir);
-        const insertPart = this.db.prepare(
+        const insertPart = this.stmt(
           'INSERT INTO message_parts (message_id, part_index, content_id, content_type, size, sha256) VALUES (?, ?, ?, ?, ?, ?)',
         );
         for (const p of parts) insertPart.run(messageId, p.index, p.contentId, p.contentType, p.size, p.sha256Hex);
@@ -408,7 +415,7 @@ export class SqliteStore implements Store {
   private partsOf(messageIds: string[]): Map<string, PartRecord[]> {
     if (messageIds.length === 0) return new Map();
     const rows: PartRow[] = [];
-    const stmt = this.db.prepare('SELECT * FROM message_parts WHERE message_id = ? ORDER BY part_index');
+    const stmt = this.stmt('SELECT * FROM message_parts WHERE message_id = ? ORDER BY part_index');
     for (const id of messageIds) rows.push(...(stmt.all(id) as PartRow[]));
     return groupParts(rows);
   }
@@ -416,7 +423,7 @@ export class SqliteStore implements Store {
   async getMessage(messageId: string): Promise<StoredMessage | undefined> {
     checkId(messageId, 'messageId');
     return guarded(() => {
-      const row = this.db.prepare(`SELECT ${SUMMARY_COLUMNS}, soap_xml FROM messages WHERE message_id = ?`).get(messageId) as MessageRow | undefined;
+      const row = this.stmt(`SELECT ${SUMMARY_COLUMNS}, soap_xml FROM messages WHERE message_id = ?`).get(messageId) as MessageRow | undefined;
       return row === undefined ? undefined : messageFromRow(row, this.partsOf([messageId]).get(messageId) ?? []);
     });
   }
@@ -425,8 +432,7 @@ export class SqliteStore implements Store {
     checkId(messageId, 'messageId');
     if (!Number.isSafeInteger(index) || index < 0) throw notFound('part');
     return guarded(async () => {
-      const row = this.db
-        .prepare('SELECT m.payload_dir FROM messages m JOIN message_parts p ON p.message_id = m.message_id WHERE m.message_id = ? AND p.part_index = ?')
+      const row = this.stmt('SELECT m.payload_dir FROM messages m JOIN message_parts p ON p.message_id = m.message_id WHERE m.message_id = ? AND p.part_index = ?')
         .get(messageId, index) as { payload_dir: string } | undefined;
       if (row === undefined) throw notFound('part');
       return this.payloads.openRead(row.payload_dir, index);
@@ -438,8 +444,7 @@ export class SqliteStore implements Store {
     const sel = waitingSelection(addresseeId, opts, p);
     return guarded(() => {
       const limit = sel.limit === undefined ? '' : ` LIMIT ${sel.limit}`;
-      const rows = this.db
-        .prepare(`SELECT ${SUMMARY_COLUMNS}, soap_xml FROM messages WHERE ${sel.where} ORDER BY ${sel.orderBy}${limit}`)
+      const rows = this.stmt(`SELECT ${SUMMARY_COLUMNS}, soap_xml FROM messages WHERE ${sel.where} ORDER BY ${sel.orderBy}${limit}`)
         .all(...p.values) as MessageRow[];
       const parts = this.partsOf(rows.map((r) => r.message_id));
       return rows.map((r) => messageFromRow(r, parts.get(r.message_id) ?? []));
@@ -449,7 +454,7 @@ export class SqliteStore implements Store {
   private receptionNow(messageIds: string[], at: Date): void {
     if (!Array.isArray(messageIds)) throw misuse('messageIds must be an array');
     const when = toMs(checkDate(at, 'at'));
-    const stmt = this.db.prepare(
+    const stmt = this.stmt(
       'UPDATE messages SET reception = ?, recent_modification = MAX(recent_modification, ?) WHERE message_id = ? AND reception IS NULL',
     );
     for (const id of messageIds) stmt.run(when, when, checkId(id, 'messageId'));
@@ -465,9 +470,8 @@ export class SqliteStore implements Store {
     await guarded(() =>
       this.db
         .transaction(() => {
-          if (this.db.prepare('SELECT 1 FROM messages WHERE message_id = ?').get(messageId) === undefined) throw notFound('message');
-          this.db
-            .prepare('UPDATE messages SET forwarding = ?, recent_modification = MAX(recent_modification, ?) WHERE message_id = ? AND forwarding IS NULL')
+          if (this.stmt('SELECT 1 FROM messages WHERE message_id = ?').get(messageId) === undefined) throw notFound('message');
+          this.stmt('UPDATE messages SET forwarding = ?, recent_modification = MAX(recent_modification, ?) WHERE message_id = ? AND forwarding IS NULL')
             .run(when, when, messageId);
         })
         .immediate(),
@@ -479,7 +483,7 @@ export class SqliteStore implements Store {
     const s = processCardSelection(participantId, sel, p);
     return guarded(() => {
       const limit = s.limit === undefined ? '' : ` LIMIT ${s.limit}`;
-      const rows = this.db.prepare(`SELECT ${SUMMARY_COLUMNS} FROM messages WHERE ${s.where} ORDER BY ${s.orderBy}${limit}`).all(...p.values) as SummaryRow[];
+      const rows = this.stmt(`SELECT ${SUMMARY_COLUMNS} FROM messages WHERE ${s.where} ORDER BY ${s.orderBy}${limit}`).all(...p.values) as SummaryRow[];
       const parts = this.partsOf(rows.map((r) => r.message_id));
       return rows.map((r) => summaryFromRow(r, parts.get(r.message_id) ?? []));
     });
@@ -506,11 +510,14 @@ class SqliteWriter implements MessageWriter {
     this.state = 'busy';
   }
 
-  async addPart(meta: PartInput, data: ByteSource): Promise<PartRecord> {
+  async addPart(meta: PartInput, data: ByteSource, file?: PartFile): Promise<PartRecord> {
     const m = checkPartInput(meta);
     this.enter();
     try {
-      const written = await this.store.payloads.writeTmp(data);
+      // A finished file of the caller is linked, not copied (a 200 MB attachment is written once, not twice).
+      const linked = file ? await this.store.payloads.linkTmp(file.path, file.size, file.sha256Hex) : undefined;
+      if (linked && data instanceof Readable) data.destroy();
+      const written = linked ?? (await this.store.payloads.writeTmp(data));
       this.tmpFiles.push(written.path);
       const part: PartRecord = { index: this.parts.length, ...m, size: written.size, sha256Hex: written.sha256Hex };
       this.parts.push(part);

@@ -167,10 +167,21 @@ export interface StoredMessage extends MessageSummary {
  * PostgreSQL a connection with an open transaction). After a failed `addPart` only `abort` is allowed;
  * a failed `commit` has already released everything.
  */
+/** A finished file and what its writer measured of it (see MessageWriter.addPart). */
+export interface PartFile {
+  path: string;
+  size: number;
+  sha256Hex: string;
+}
+
 export interface MessageWriter {
   readonly messageId: string;
-  /** Streams the payload to storage (bounded memory) and returns its size and SHA-256. */
-  addPart(meta: PartInput, data: Readable | AsyncIterable<Uint8Array>): Promise<PartRecord>;
+  /**
+   * Streams the payload to storage (bounded memory) and returns its size and SHA-256. With `file`, a complete
+   * file the caller wrote and hashed itself holding exactly those bytes, a store may take the bytes from there
+   * (the SQLite store hard-links it) and leaves `data` unread (destroyed if it is a stream).
+   */
+  addPart(meta: PartInput, data: Readable | AsyncIterable<Uint8Array>, file?: PartFile): Promise<PartRecord>;
   /** Makes the message visible atomically; resolves once durable. ERR_MESSAGE_ID if the id got stored or consumed meanwhile. */
   commit(meta: MessageMeta, card: ProcessCardInput): Promise<StoredMessage>;
   /** Removes everything written so far; idempotent. */

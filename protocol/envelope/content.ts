@@ -15,6 +15,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ALIASES, DEFAULT_POLICY, NS, type CryptoPolicy } from '../../crypto/algorithms.ts';
 import { signXml, verifyXml, type SignReference } from '../../crypto/dsig.ts';
+import { parseCertificate } from '../../crypto/certcache.ts';
 import { CryptoError } from '../../crypto/errors.ts';
 import { decryptCipherReferenceStream, decryptInPlace, encryptBinary, encryptElement } from '../../crypto/xenc.ts';
 import {
@@ -250,7 +251,7 @@ function certificateIndex(doc: Document | undefined, extra: readonly Certificate
   const out = new Map<string, X509Certificate>();
   const add = (id: string, der: Buffer) => {
     try {
-      out.set(id, new X509Certificate(der));
+      out.set(id, parseCertificate(der));
     } catch {
       // unreadable certificate: names nothing
     }

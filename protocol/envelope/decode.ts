@@ -3,23 +3,25 @@
  * side (a supplier's response):
  *   1. outer MIME entity: SOAP part in memory, every other part kept in memory while the message's budget
  *      (spill.ts, 4 MiB) lasts and streamed to a temporary file beyond it, so small messages create no file;
- *   2. transport encryption (§5): `osci_enc` decrypted streaming into a second such body, the GCM tag
- *      verified before a single plaintext byte is parsed, then the inner MIME entity parsed from it;
+ *   2. transport encryption (§5): `osci_enc` decrypted into a second such body while it is received (else after
+ *      it was spilled), the GCM tag verified before a single plaintext byte is parsed, then the inner MIME entity
+ *      parsed from it;
  *   3. Client/SupplierSignature (§6) verified with the key trustSigner returns, coverage of every read element and
  *      every attachment enforced, the model parsed again from the verified elements only.
  * Every rejection is an OsciError carrying a code of protocol/errors.ts; temporary files are removed on failure.
  */
 import { X509Certificate } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { DEFAULT_POLICY } from '../../crypto/algorithms.ts';
+import { parseCertificate } from '../../crypto/certcache.ts';
 import { OsciError, toOsciError, type ErrorCode } from '../errors.ts';
-import type { MimeLimits } from '../mime.ts';
+import type { MimeLimits, ParsedPart, PartHeaders } from '../mime.ts';
 import type { OsciMessage } from '../model.ts';
 import { parseSoap, type ParsedSoap } from '../soap-parse.ts';
-import { parseSpilled, type SpilledPart } from './multipart.ts';
+import { parseSpilled, type SpilledMultipart, type SpilledPart } from './multipart.ts';
 import { verifyEnvelope } from './signatures.ts';
-import { Spill } from './spill.ts';
-import { decryptTransportPayload, transportEncryptedData } from './transport.ts';
+import { Spill, type SpillSink } from './spill.ts';
+import { decryptingSink, decryptTransportPayload, transportEncryptedData } from './transport.ts';
 import type { DecodeLimits, DecodeOptions, DecodedAttachment, DecodedMessage } from './types.ts';
 
 export type OpenOptions = Pick<DecodeOptions, 'contentType' | 'transportKeys' | 'requireTransportEncryption' | 'tmpDir' | 'limits' | 'policy'> & {
@@ -58,19 +60,71 @@ function toAttachments(parts: readonly SpilledPart[]): DecodedAttachment[] {
     size: p.size,
     sha256: p.sha256,
     ...(p.contentType !== undefined ? { contentType: p.contentType } : {}),
+    ...(p.body.path !== undefined ? { file: p.body.path } : {}),
     open: () => p.body.open(),
   }));
+}
+
+/** A payload being decrypted while it is received (decryptingSink). */
+interface EarlyDecryption {
+  plain: SpillSink;
+  done: Promise<{ recipient?: X509Certificate }>;
+}
+
+/**
+ * Step 2's failures: 9202 for a refused transport algorithm or key (CBC, rsa-1_5, short RSA: the order cannot be
+ * decrypted, not 9601); with keepLocked an undecryptable payload is returned locked instead.
+ */
+function transportFailure(e: unknown, opts: OpenOptions): { code: ErrorCode; message: string } {
+  const err = toOsciError(e);
+  if (opts.keepLocked && (err.code === 'ERR_DECRYPT' || err.code === 'ERR_TRANSPORT_KEY_UNKNOWN')) return { code: err.code, message: err.message };
+  if (err.code === 'ERR_ALG_NOT_ALLOWED' || err.code === 'ERR_ALG_UNSUPPORTED' || err.code === 'ERR_KEY_TOO_SMALL') {
+    throw new OsciError(err.code, err.message, { cause: err, feedback: '9202' });
+  }
+  throw err;
 }
 
 /** Steps 1 and 2: MIME and transport decryption. */
 export async function openMessage(body: Readable | Buffer, opts: OpenOptions): Promise<OpenedMessage> {
   const spill = Spill.lazy(opts.tmpDir);
   const dispose = () => spill.dispose();
+  const policy = opts.policy ?? DEFAULT_POLICY;
+  let early: EarlyDecryption | undefined;
+  let earlyError: { e: unknown } | undefined;
+  let rootSoap: ParsedSoap | undefined; // the outer SOAP part, parsed once
   try {
     const limits = mimeLimits(opts.limits);
     const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
-    const outer = await parseSpilled(source, spill, { ...(opts.contentType !== undefined ? { contentType: opts.contentType } : {}), limits });
-    const outerSoap = parseSoap(outer.root);
+    // §5: once the (buffered) SOAP part names the payload, the payload is decrypted as it arrives; anything
+    // unexpected is left to the checks below (spilled as received). Not for inspection (keepLocked).
+    const divert = (part: PartHeaders, previous: readonly ParsedPart[]): Writable | undefined => {
+      const root = previous.find((p) => p.isRoot)?.body;
+      if (opts.keepLocked || early || !root || part.index !== 1) return undefined;
+      let soap: ParsedSoap;
+      let cid: string;
+      try {
+        soap = rootSoap = parseSoap(root);
+        if (soap.type !== 'soapMessageEncrypted') return undefined;
+        ({ cid } = transportEncryptedData(soap));
+      } catch {
+        return undefined;
+      }
+      if (part.contentId !== cid) return undefined;
+      const plain = spill.sink('plain');
+      const d = decryptingSink(soap, cid, opts.transportKeys, plain, policy);
+      early = { plain, done: d.done };
+      d.done.catch((e: unknown) => (earlyError = { e }));
+      return d.sink;
+    };
+    let outer: SpilledMultipart;
+    try {
+      outer = await parseSpilled(source, spill, { ...(opts.contentType !== undefined ? { contentType: opts.contentType } : {}), limits, divert });
+    } catch (e) {
+      await early?.plain.drop(); // unauthenticated bytes: never read
+      if (earlyError) transportFailure(earlyError.e, opts);
+      throw e;
+    }
+    const outerSoap = rootSoap ?? parseSoap(outer.root);
     if (outerSoap.type !== 'soapMessageEncrypted') {
       if (opts.requireTransportEncryption) {
         throw new OsciError('ERR_SOAP_MALFORMED', 'transport encryption (soapMessageEncrypted) is required');
@@ -81,32 +135,31 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
     // §5: exactly the SOAP part and the encrypted payload it references.
     const { cid } = transportEncryptedData(outerSoap);
     const payload = outer.parts[0];
-    if (outer.parts.length !== 1 || !payload || payload.contentId !== cid) {
+    const payloadId = early ? outer.diverted[0]?.contentId : payload?.contentId;
+    if (outer.parts.length + outer.diverted.length !== 1 || payloadId !== cid) {
+      await early?.plain.drop();
       throw new OsciError('ERR_MIME_MALFORMED', `a transport-encrypted message holds exactly one further part, cid:${cid}`);
     }
-    const plain = spill.sink('plain');
+    let plain: SpillSink;
     let recipient: X509Certificate | undefined;
     try {
-      ({ recipient } = await decryptTransportPayload(
-        outerSoap,
-        (c) => (c === cid ? payload.body.open() : undefined),
-        opts.transportKeys,
-        plain,
-        opts.policy ?? DEFAULT_POLICY,
-      ));
+      if (early) {
+        plain = early.plain;
+        ({ recipient } = await early.done);
+      } else {
+        plain = spill.sink('plain');
+        try {
+          ({ recipient } = await decryptTransportPayload(outerSoap, (c) => (c === cid ? payload?.body.open() : undefined), opts.transportKeys, plain, policy));
+        } catch (e) {
+          await plain.drop(); // unauthenticated bytes: never read
+          throw e;
+        }
+        await payload?.body.drop();
+      }
     } catch (e) {
-      await plain.drop(); // unauthenticated bytes: never read
-      const err = toOsciError(e);
-      if (opts.keepLocked && (err.code === 'ERR_DECRYPT' || err.code === 'ERR_TRANSPORT_KEY_UNKNOWN')) {
-        return { soap: outerSoap, transport: { encrypted: true, locked: { code: err.code, message: err.message } }, attachments: [], dispose };
-      }
-      // A refused transport algorithm or key (CBC, rsa-1_5, short RSA) means the order cannot be decrypted: 9202, not 9601.
-      if (err.code === 'ERR_ALG_NOT_ALLOWED' || err.code === 'ERR_ALG_UNSUPPORTED' || err.code === 'ERR_KEY_TOO_SMALL') {
-        throw new OsciError(err.code, err.message, { cause: err, feedback: '9202' });
-      }
-      throw err;
+      const locked = transportFailure(e, opts);
+      return { soap: outerSoap, transport: { encrypted: true, locked }, attachments: [], dispose };
     }
-    await payload.body.drop();
     // The tag verified: the plaintext is the inner MIME entity with its own headers (§5, §11).
     const inner = await parseSpilled(plain.open(), spill, { limits });
     await plain.drop();
@@ -134,6 +187,7 @@ export async function decodeMessage(body: Readable | Buffer, opts: DecodeOptions
       trustSigner: opts.trustSigner,
       ...(opts.policy ? { policy: opts.policy } : {}),
       openAttachment: (cid) => byCid.get(cid)?.open(),
+      attachmentSha256: (cid) => byCid.get(cid)?.sha256,
       attachmentIds: opened.attachments.map((a) => a.contentId),
     });
     const out: DecodedMessage = {
@@ -159,7 +213,7 @@ export function responseCipherCertificate(message: OsciMessage): X509Certificate
   const c = 'certificates' in message ? message.certificates.find((x) => x.role === 'originator' && x.usage === 'cipher') : undefined;
   if (!c) throw new OsciError('ERR_CIPHER_CERT_MISSING', `${message.type} carries no CipherCertificateOriginator`);
   try {
-    return new X509Certificate(c.der);
+    return parseCertificate(c.der);
   } catch (e) {
     throw new OsciError('ERR_CIPHER_CERT_MISSING', 'the CipherCertificateOriginator is unreadable', { cause: e });
   }

@@ -3,9 +3,9 @@
  * part into a {@link SpillSink}: in memory within the message's budget, else streamed to a temporary file, so
  * memory stays bounded whatever the attachment sizes.
  */
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { OsciError } from '../errors.ts';
-import { parseMultipart, type MimeLimits, type ParsedMultipart } from '../mime.ts';
+import { parseMultipart, type MimeLimits, type ParsedMultipart, type ParsedPart, type PartHeaders } from '../mime.ts';
 import type { Spill, SpillSink } from './spill.ts';
 
 export interface SpilledPart {
@@ -22,8 +22,10 @@ export interface SpilledPart {
 export interface SpilledMultipart {
   /** Raw bytes of the SOAP root part. */
   root: Buffer;
-  /** Every other part, in message order. */
+  /** Every other part, in message order (except diverted ones). */
   parts: SpilledPart[];
+  /** Parts whose body went to the sink `divert` returned instead. */
+  diverted: ParsedPart[];
   multipart: ParsedMultipart;
 }
 
@@ -31,6 +33,8 @@ export interface SpillParseOptions {
   /** HTTP Content-Type; for `text/xml` (reference library) the entity headers are read from the body (§11). */
   contentType?: string;
   limits?: Partial<MimeLimits>;
+  /** A non-root part's own sink (e.g. decryption while receiving), or undefined to spill it. */
+  divert?: (part: PartHeaders, previous: readonly ParsedPart[]) => Writable | undefined | Promise<Writable | undefined>;
 }
 
 export async function parseSpilled(source: Readable | AsyncIterable<Buffer>, spill: Spill, opts: SpillParseOptions): Promise<SpilledMultipart> {
@@ -40,8 +44,10 @@ export async function parseSpilled(source: Readable | AsyncIterable<Buffer>, spi
     ...(opts.limits ? { limits: opts.limits } : {}),
     // The reference library writes a wrong Content-Length on the wire SOAP part (§11); other parts must match.
     contentLengthCheck: 'except-root',
-    sink: (part) => {
+    sink: async (part, previous) => {
       if (part.isRoot) return null;
+      const own = opts.divert ? await opts.divert(part, previous) : undefined;
+      if (own) return own;
       const sink = spill.sink('part');
       sinks.set(part.index, sink);
       return sink;
@@ -53,9 +59,14 @@ export async function parseSpilled(source: Readable | AsyncIterable<Buffer>, spi
     throw new OsciError('ERR_MIME_MALFORMED', `the SOAP root part is ${rootPart.contentType}, not text/xml`);
   }
   const parts: SpilledPart[] = [];
+  const diverted: ParsedPart[] = [];
   for (const p of multipart.parts) {
     if (p.isRoot) continue;
     const body = sinks.get(p.index);
+    if (body === undefined && opts.divert) {
+      diverted.push(p);
+      continue;
+    }
     if (body === undefined) throw new OsciError('ERR_INTERNAL', 'a MIME part was not spilled');
     // An attachment is reachable only through `cid:` (§4): a part without Content-ID cannot be referenced or signed.
     if (p.contentId === undefined) throw new OsciError('ERR_MIME_MALFORMED', `MIME part ${p.index + 1} has no Content-ID`);
@@ -67,5 +78,5 @@ export async function parseSpilled(source: Readable | AsyncIterable<Buffer>, spi
       body,
     });
   }
-  return { root: rootPart.body, parts, multipart };
+  return { root: rootPart.body, parts, diverted, multipart };
 }

@@ -11,6 +11,7 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { NS, type CryptoPolicy } from '../../crypto/algorithms.ts';
 import { findSignatures, signXml, verifyXml, type SignReference } from '../../crypto/dsig.ts';
+import { parseCertificate } from '../../crypto/certcache.ts';
 import { CryptoError } from '../../crypto/errors.ts';
 import { childElements, ELEMENT_NODE, serializeXml, type Element, type Node } from '../../crypto/xml.ts';
 import { escapeAttr } from '../../crypto/c14n.ts';
@@ -45,7 +46,7 @@ export function carriedSignerCertificate(msg: OsciMessage): { cert: Certificate;
   if (!c) return undefined;
   let x509: X509Certificate | undefined;
   try {
-    x509 = new X509Certificate(c.der);
+    x509 = parseCertificate(c.der);
   } catch {
     x509 = undefined; // unreadable: trustSigner sees no certificate
   }
@@ -138,6 +139,8 @@ export interface VerifyEnvelopeOptions {
   policy?: CryptoPolicy;
   /** Raw bytes of the attachment with this Content-ID. */
   openAttachment: (contentId: string) => Readable | undefined;
+  /** SHA-256 of the attachment's raw bytes as the decoder computed it while receiving (spares a second read). */
+  attachmentSha256?: (contentId: string) => Buffer | undefined;
   /** Content-IDs of every attachment of the message. */
   attachmentIds: readonly string[];
 }
@@ -192,6 +195,7 @@ export async function verifyEnvelope(soap: ParsedSoap, opts: VerifyEnvelopeOptio
     ids: soap.ids,
     expectedReferences: { ids, cids: opts.attachmentIds, exact: false },
     resolveCid: async (cid) => opts.openAttachment(cid) as AsyncIterable<Buffer> | undefined,
+    ...(opts.attachmentSha256 ? { cidSha256: opts.attachmentSha256 } : {}),
   });
   for (const r of required) {
     if (r.id === undefined || result.signedElements.get(r.id) !== r.el) {
@@ -221,7 +225,7 @@ function keyInfoCertificate(keyInfo: Element | undefined): X509Certificate | und
   const x = keyInfo ? childElements(keyInfo, NS.ds, 'X509Data').flatMap((d) => childElements(d, NS.ds, 'X509Certificate'))[0] : undefined;
   if (!x) return undefined;
   try {
-    return new X509Certificate(Buffer.from(leafTextOf(x).replace(/\s+/g, ''), 'base64'));
+    return parseCertificate(Buffer.from(leafTextOf(x).replace(/\s+/g, ''), 'base64'));
   } catch {
     return undefined;
   }

@@ -6,17 +6,18 @@
  * transform the reference library writes although part `osci_enc` holds raw IV‖ciphertext‖tag.
  * The plaintext is the whole inner MIME entity, its own MIME-Version/Content-Type headers included.
  */
-import { createPublicKey, X509Certificate } from 'node:crypto';
-import type { Readable, Writable } from 'node:stream';
+import type { X509Certificate } from 'node:crypto';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULT_POLICY, NS, type CryptoPolicy } from '../../crypto/algorithms.ts';
 import { DECRYPT_FAILED, GCM_IV_BYTES, GCM_TAG_BYTES } from '../../crypto/aesgcm.ts';
+import { parseCertificate, spkiOfCertificate, spkiOfKey } from '../../crypto/certcache.ts';
 import { CryptoError } from '../../crypto/errors.ts';
 import { decryptCipherReferenceStream, encryptBinary } from '../../crypto/xenc.ts';
 import { childElements, parseXml, serializeXml, strictText, type Element } from '../../crypto/xml.ts';
 import { OsciError } from '../errors.ts';
 import { binaryPartHeaders, soapPartHeaders, writeMultipart, type MultipartPartInput } from '../mime.ts';
-import { buildSoap } from '../soap-build.ts';
+import { soapEncryptedXml } from '../soap-build.ts';
 import type { ParsedSoap } from '../soap-parse.ts';
 import type { EncodedMessage, TransportKey } from './types.ts';
 
@@ -47,7 +48,7 @@ export function encryptTransport(
   // The cipher context holds its own copy of the key; ours is wiped at once.
   const encryptor = enc.createEncryptStream();
   enc.symKey.fill(0);
-  const soap = Buffer.from(buildSoap({ type: 'soapMessageEncrypted', encryptedData: serializeXml(enc.encryptedData) }).xml(), 'utf8');
+  const soap = Buffer.from(soapEncryptedXml(serializeXml(enc.encryptedData)), 'utf8');
 
   // Same boundary outside and inside, as the reference library does (§11); the inner one is encrypted anyway.
   const inner = writeMultipart(parts, { boundary: opts.boundary, includeTopHeaders: true });
@@ -114,28 +115,12 @@ function namedKeys(ed: Element): Buffer[] {
   return out;
 }
 
-/** SPKI by certificate base64: a client sends the same certificate with every message (bounded cache). */
-const namedSpki = new Map<string, Buffer>();
-const NAMED_SPKI_MAX = 1000;
-
 function spkiOfCertificateText(b64: string): Buffer {
-  const hit = namedSpki.get(b64);
-  if (hit) return hit;
-  const spki = new X509Certificate(Buffer.from(b64, 'base64')).publicKey.export({ type: 'spki', format: 'der' });
-  if (namedSpki.size >= NAMED_SPKI_MAX) namedSpki.clear();
-  namedSpki.set(b64, spki);
-  return spki;
+  return spkiOfCertificate(parseCertificate(Buffer.from(b64, 'base64')));
 }
 
-const ourSpki = new WeakMap<object, Buffer>();
-
 function spkiOf(k: TransportKey): Buffer {
-  const owner: object = k.cert ?? k.key;
-  const hit = ourSpki.get(owner);
-  if (hit) return hit;
-  const spki = (k.cert ? k.cert.publicKey : createPublicKey(k.key)).export({ type: 'spki', format: 'der' });
-  ourSpki.set(owner, spki);
-  return spki;
+  return k.cert ? spkiOfCertificate(k.cert) : spkiOfKey(k.key);
 }
 
 /**
@@ -177,10 +162,54 @@ export async function decryptTransportPayload(
     try {
       await pipeline(plain, out);
     } catch (e) {
+      // The plaintext could not be kept (spill folder full or read-only): our failure (9000), not the sender's.
+      if (e instanceof OsciError && e.code === 'ERR_INTERNAL') throw e;
       if (e instanceof CryptoError || e instanceof OsciError) throw new CryptoError('ERR_DECRYPT', DECRYPT_FAILED);
       throw new OsciError('ERR_INTERNAL', 'writing the decrypted transport payload failed', { cause: e });
     }
     return k.cert ? { recipient: k.cert, cid } : { cid };
   }
   throw new CryptoError('ERR_DECRYPT', DECRYPT_FAILED);
+}
+
+/**
+ * A Writable for the encrypted payload part while it is still arriving: its bytes are decrypted on the way into
+ * `out` (one pass instead of spilling the ciphertext and reading it back). `done` settles as
+ * {@link decryptTransportPayload} does; the sink finishes only after `done` resolved, i.e. after the GCM tag
+ * verified (§5), and fails with the same errors, so `out` may be read once the sink finished, never before.
+ */
+export function decryptingSink(
+  soap: ParsedSoap,
+  cid: string,
+  keys: readonly TransportKey[],
+  out: Writable,
+  policy: CryptoPolicy = DEFAULT_POLICY,
+): { sink: Writable; done: Promise<{ recipient?: X509Certificate; cid: string }> } {
+  const feed = new PassThrough();
+  const done = decryptTransportPayload(soap, (c) => (c === cid ? feed : undefined), keys, out, policy);
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (feed.write(chunk)) return cb();
+      const settle = () => {
+        feed.off('drain', settle);
+        feed.off('close', settle);
+        cb();
+      };
+      feed.once('drain', settle);
+      feed.once('close', settle); // destroyed: done rejects and destroys the sink
+    },
+    final(cb) {
+      feed.end();
+      done.then(
+        () => cb(),
+        (e: unknown) => cb(e as Error),
+      );
+    },
+    destroy(err, cb) {
+      feed.destroy();
+      cb(err);
+    },
+  });
+  done.catch((e: unknown) => sink.destroy(e as Error));
+  return { sink, done };
 }

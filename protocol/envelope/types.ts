@@ -47,6 +47,11 @@ export interface DecodedAttachment {
   size: number;
   sha256: Buffer;
   contentType?: string;
+  /**
+   * The temporary file holding exactly these bytes, when the part outgrew memory; read-only, removed by
+   * dispose(). A store may hard-link it instead of copying the bytes.
+   */
+  file?: string;
   open(): Readable;
 }
 

@@ -152,6 +152,15 @@ describe('e2e: serve --workers 2 on SQLite (cluster)', function () {
     await dialog.close();
     expect(fetched).to.deep.equal(ids);
 
+    // /metrics sums the workers' counters, whichever worker answers (gauges every worker sets alike are not summed).
+    for (let i = 0; i < 2; i++) {
+      const text = await (await fetch(`${running.url}/metrics`, { headers: { connection: 'close' } })).text();
+      expect(text).to.match(/^amtsbote_deliveries_stored_total 6$/m);
+      const own = /^amtsbote_certificate_days_to_expiry\{participant="\(intermediary\)",usage="signature"[^}]*\} (\S+)$/m.exec(text);
+      const days = (new Date(intermediary.signature.cert.validTo).getTime() - Date.now()) / 86_400_000;
+      expect(Math.abs(Number(own?.[1]) - days)).to.be.lessThan(1.5);
+    }
+
     running.proc.kill('SIGTERM');
     expect((await running.exited).code).to.equal(0);
     expect(pids.some(alive)).to.equal(false);

@@ -189,6 +189,21 @@ describe('crypto/dsig', () => {
       expect(e.message).to.contain('cid:att1');
     });
 
+    it("a cid: SHA-256 the caller computed (cidSha256) replaces reading the part; a wrong one is ERR_SIG_DIGEST", async () => {
+      const { doc, holder } = osciDoc();
+      const sig = await signXml(doc, holder, { key: privateKey, references: [{ id: 'body' }, { uri: 'cid:att1', data: ATTACHMENT }] });
+      const sha = createHash('sha256').update(ATTACHMENT).digest();
+      const unread = async (): Promise<Buffer> => {
+        throw new Error('the part must not be read');
+      };
+      await verifyXml(doc, sig, { trust: publicKey, resolveCid: unread, cidSha256: (cid) => (cid === 'att1' ? sha : undefined) });
+      const wrong = Buffer.from(sha);
+      wrong[0] = (wrong[0] as number) ^ 1;
+      expect((await rejection(verifyXml(doc, sig, { trust: publicKey, resolveCid: unread, cidSha256: () => wrong }))).code).to.equal('ERR_SIG_DIGEST');
+      // Without a known value the part is read as before.
+      await verifyXml(doc, sig, { trust: publicKey, resolveCid: async () => ATTACHMENT, cidSha256: () => undefined });
+    });
+
     it('Base64Content references with the base64 transform digest the decoded octets (osci-protocol.md §6)', async () => {
       const { doc, holder } = osciDoc();
       const sig = await signXml(doc, holder, { key: privateKey, references: [{ id: 'content1', transforms: [BASE64] }] });

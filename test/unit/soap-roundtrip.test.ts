@@ -13,7 +13,7 @@ import { certificate, certificateId } from '../../protocol/messages/certificates
 import { OsciError } from '../../protocol/errors.ts';
 import type { Inspection, MessageType, OsciMessage, ProcessCardBundle } from '../../protocol/model.ts';
 import { ACTOR_NEXT, ACTOR_NONE, DS_NS, OSCI2017_NS, OSCI_NS, SOAP_NS } from '../../protocol/namespaces.ts';
-import { buildSoap } from '../../protocol/soap-build.ts';
+import { buildSoap, soapEncryptedXml } from '../../protocol/soap-build.ts';
 import { parseSoap } from '../../protocol/soap-parse.ts';
 import { requireShared, requireTool, shared } from '../helpers/env.ts';
 import { firstMimePart, validateXsd } from '../helpers/xsd.ts';
@@ -328,6 +328,12 @@ describe('protocol/soap-build: envelope shape of the reference library', () => {
   before(function () {
     requireShared(this);
     f = fixtures();
+  });
+
+  it('soapEncryptedXml frames a serialized EncryptedData exactly as buildSoap writes soapMessageEncrypted', () => {
+    const msg = sample(f, 'soapMessageEncrypted') as Extract<OsciMessage, { type: 'soapMessageEncrypted' }>;
+    const ed = serializeXml(parseXml(msg.encryptedData).documentElement as Element);
+    expect(soapEncryptedXml(ed)).to.equal(buildSoap({ type: 'soapMessageEncrypted', encryptedData: ed }).xml());
   });
 
   it('storeDelivery: header order, fixed Ids, actors, mustUnderstand, namespace redeclaration', () => {

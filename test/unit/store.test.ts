@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -353,6 +353,30 @@ function contract(name: string, makeHarness: (ctx: Mocha.Context) => Promise<Har
         await expectOsciError(store.openPart('msg-1', 3), 'ERR_NOT_FOUND');
         await expectOsciError(store.openPart('nope', 0), 'ERR_NOT_FOUND');
         expect(await store.getMessage('nope')).to.equal(undefined);
+      });
+
+      it('takes a part from a finished file when given one (linked, not copied), and falls back to the stream', async function () {
+        const dir = await mkdtemp(join(tmpdir(), 'amtsbote-partfile-'));
+        try {
+          const data = randomBytes(64 * 1024 + 5);
+          const file = join(dir, 'part.bin');
+          await writeFile(file, data, { mode: 0o600 });
+          const w = await store.beginMessage('msg-file');
+          const p0 = await w.addPart({ contentId: 'f@x', contentType: 'application/octet-stream' }, Readable.from([data]), { path: file, size: data.length, sha256Hex: sha(data) });
+          // A file that does not hold `size` bytes is not taken: the stream is.
+          const other = randomBytes(100);
+          const p1 = await w.addPart({ contentId: 'g@x', contentType: 'application/octet-stream' }, Readable.from([other]), { path: file, size: 99, sha256Hex: sha(other) });
+          await w.commit({ originatorId: 'alice', addresseeId: 'bob', soapXml: Buffer.from('<f/>') }, { creation: new Date(), inspections: null });
+          expect(p0.sha256Hex).to.equal(sha(data));
+          expect(p1).to.deep.include({ size: 100, sha256Hex: sha(other) });
+          expect((await readAll(await second.openPart('msg-file', 0))).equals(data)).to.equal(true);
+          expect((await readAll(await second.openPart('msg-file', 1))).equals(other)).to.equal(true);
+          // The caller's file is left alone; removing it does not touch the stored part.
+          await rm(file);
+          expect((await readAll(await store.openPart('msg-file', 0))).equals(data)).to.equal(true);
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
       });
 
       it('never stores a MessageId twice, also with concurrent writers in two instances', async function () {
