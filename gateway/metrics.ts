@@ -62,17 +62,25 @@ function isMessage(m: unknown, type: string): m is { type: string; id: number } 
 /** Primary: answers the workers' requests for the aggregated metrics of all workers. */
 let serving = false;
 
+/** Registries of the primary itself (the mailbox agent runs there), appended to the workers' aggregate. */
+const primaryRegistries: Registry[] = [];
+
+export function addPrimaryRegistry(r: Registry): void {
+  primaryRegistries.push(r);
+}
+
 export function serveClusterMetrics(): void {
   if (serving) return;
   serving = true;
   const aggregator = new AggregatorRegistry();
+  const primary = async () => (await Promise.all(primaryRegistries.map((r) => r.metrics()))).join('\n');
   cluster.on('message', (worker, m: unknown) => {
     if (!isMessage(m, REQUEST)) return;
     const reply = (a: Omit<Answer, 'type' | 'id'>) => {
       if (worker.isConnected()) worker.send({ type: ANSWER, id: m.id, ...a });
     };
-    aggregator.clusterMetrics().then(
-      (text) => reply({ text }),
+    Promise.all([aggregator.clusterMetrics(), primary()]).then(
+      ([workers, own]) => reply({ text: own ? `${workers.trimEnd()}\n${own}` : workers }),
       (e: unknown) => reply({ error: e instanceof Error ? e.message : String(e) }),
     );
   });

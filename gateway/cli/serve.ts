@@ -8,7 +8,8 @@ import { startServer } from '../server.ts';
 import { loadAgentConfig } from '../../adapters/config.ts';
 import { buildAgent, describeMailboxes, startAgentLoop } from './agent.ts';
 import { action, fail } from './run.ts';
-import type { Registry } from 'prom-client';
+import { Registry } from 'prom-client';
+import { addPrimaryRegistry } from '../metrics.ts';
 import { agentMetricsHooks } from '../agent-metrics.ts';
 
 interface ServeOpts {
@@ -44,12 +45,12 @@ function untilSignal(): Promise<void> {
 
 /**
  * The mailbox agent beside the intermediary (config key `agent`): runs in the primary process until stopped. Its poll
- * metrics join the server's /metrics when both share the process (--workers 1); with several workers they are in the logs only.
+ * metrics are on /metrics: in the server's registry (--workers 1), or in one the primary adds to the workers' aggregate.
  */
-async function startAgent(cfg: ServerConfig, log: Logger, registry?: Registry): Promise<{ stop(): Promise<void> } | undefined> {
+async function startAgent(cfg: ServerConfig, log: Logger, registry: Registry): Promise<{ stop(): Promise<void> } | undefined> {
   if (!cfg.agent) return undefined;
   const agentCfg = loadAgentConfig(cfg.agent);
-  const agent = await buildAgent(agentCfg, log.child({ component: 'agent' }), registry ? { hooks: agentMetricsHooks(registry) } : {});
+  const agent = await buildAgent(agentCfg, log.child({ component: 'agent' }), { hooks: agentMetricsHooks(registry) });
   await agent.recover();
   const loop = await startAgentLoop(agentCfg, agent, log.child({ component: 'agent' }));
   const running = loop.done.catch((err: unknown) => log.error({ err }, 'mailbox agent stopped'));
@@ -101,7 +102,9 @@ export function registerServe(program: Command): void {
         if (workers > 1) {
           const running = await startCluster(cfg, { workers, log });
           process.stdout.write(banner(running.url, cfg.db?.startsWith('sqlite:') ? 'sqlite' : 'postgres', running.mailboxes, cfg, workers));
-          const agent = await startAgent(cfg, log);
+          const registry = new Registry();
+          addPrimaryRegistry(registry);
+          const agent = await startAgent(cfg, log, registry);
           const code = await Promise.race([untilSignal().then(() => 0), running.failed]);
           await agent?.stop();
           await running.stop();

@@ -187,7 +187,8 @@ describe('remote mailboxes: B fetches stadt-lemgo from the central intermediary 
   }
 
   const INTAKE_TOKEN = 'intake-token-0123456789abcdef0123456789';
-  const startB = async () => (b = await startServerProcess(bConfig, { args: ['--workers', '1'], env: { B_INTAKE_TOKEN: INTAKE_TOKEN } }));
+  // Two workers, as `npm start` runs it: the agent runs in the primary, its metrics join the workers' aggregate.
+  const startB = async () => (b = await startServerProcess(bConfig, { args: ['--workers', '2'], env: { B_INTAKE_TOKEN: INTAKE_TOKEN } }));
 
   before(async function () {
     const pki = await testPki();
