@@ -382,14 +382,15 @@ function publicOf(key: KeyObject): KeyObject {
   return createPublicKey(key);
 }
 
-function writeAtomic(path: string, data: string | Buffer, mode: number): void {
+/** Writes `path` through a temporary file with `mode` (keys 0600, certificates 0644) and renames it into place. */
+export function writeAtomic(path: string, data: string | Buffer, mode: number): void {
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, data, { mode });
   chmodSync(tmp, mode);
   renameSync(tmp, path);
 }
 
-function keyPem(key: KeyObject): string {
+export function keyPem(key: KeyObject): string {
   return key.export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 

@@ -14,10 +14,10 @@
  * revocation against the dev CA CRL and configured CRLs (crypto/x509.ts checkCertificate).
  */
 import { generateKeyPair, type KeyObject, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { createCertificationRequest, issueDevCertificate, parseDistinguishedName, revokeDevCertificate, type NameAttribute } from '../crypto/devpki.ts';
+import { createCertificationRequest, issueDevCertificate, keyPem, parseDistinguishedName, revokeDevCertificate, writeAtomic, type NameAttribute } from '../crypto/devpki.ts';
 import { CryptoError } from '../crypto/errors.ts';
 import { certificateSha256Hex, keyMatchesCertificate, loadCertificate, loadPkcs12, loadPrivateKey } from '../crypto/keys.ts';
 import { certificateInfo, checkCertificate, type CertificateCheck, type CertUsage, type KeyUsageName } from '../crypto/x509.ts';
@@ -113,17 +113,6 @@ function checkOf(ctx: AdminContext, cert: X509Certificate, u: Usage, intermediat
 
 // ---------------------------------------------------------------------------------------------------------
 // Files
-
-function writeAtomic(path: string, data: string | Buffer, mode: number): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, data, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
-}
-
-function keyPem(key: KeyObject): string {
-  return key.export({ type: 'pkcs8', format: 'pem' }).toString();
-}
 
 function pemOf(label: string, der: Buffer): string {
   return `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END ${label}-----\n`;

@@ -158,6 +158,23 @@ export class OsciClient {
     return response.messageId;
   }
 
+  /** What storeDelivery and forwardDelivery carry alike: our and the addressee's certificates, the timestamps asked for, the content. */
+  private delivery(
+    cb: ControlBlock,
+    d: { addresseeCipher: X509Certificate; subject?: string | undefined; contentPackage: ContentPackage; certificates?: Certificate[] | undefined; qualityOfTimestamp?: QualityOfTimestamp | undefined },
+    messageId: string,
+  ) {
+    const base = this.base(cb);
+    return {
+      ...base,
+      certificates: dedupe([...base.certificates, certificate('addressee', 'cipher', d.addresseeCipher.raw), ...(d.certificates ?? [])]),
+      qualityOfTimestamp: d.qualityOfTimestamp ?? { creation: 'plain' as const, reception: 'plain' as const },
+      messageId,
+      subject: d.subject,
+      contentPackage: d.contentPackage,
+    };
+  }
+
   /** storeDelivery in an implicit dialog; resolves with the receipt (process card of the stored delivery). */
   async storeDelivery(d: {
     messageId?: string;
@@ -170,19 +187,8 @@ export class OsciClient {
     qualityOfTimestamp?: QualityOfTimestamp;
   }) {
     const messageId = d.messageId ?? (await this.getMessageId());
-    const cb = clientNext(undefined, 'storeDelivery');
-    const base = this.base(cb);
-    const certs = [...base.certificates, certificate('addressee', 'cipher', d.addresseeCipher.raw), ...(d.certificates ?? [])];
     const { decoded, response } = await this.orderOk(
-      {
-        type: 'storeDelivery',
-        ...base,
-        certificates: dedupe(certs),
-        qualityOfTimestamp: d.qualityOfTimestamp ?? { creation: 'plain', reception: 'plain' },
-        messageId,
-        subject: d.subject,
-        contentPackage: d.contentPackage,
-      },
+      { type: 'storeDelivery', ...this.delivery(clientNext(undefined, 'storeDelivery'), d, messageId) },
       'storeDelivery',
       'responseToStoreDelivery',
       d.attachments,
@@ -198,19 +204,8 @@ export class OsciClient {
    */
   async forwardDelivery(d: PassiveDelivery & { messageId?: string; qualityOfTimestamp?: QualityOfTimestamp }) {
     const messageId = d.messageId ?? (await this.getMessageId());
-    const cb = clientNext(undefined, 'forwardDelivery');
-    const base = this.base(cb);
     const { decoded, response } = await this.orderOk(
-      {
-        type: 'forwardDelivery',
-        ...base,
-        certificates: dedupe([...base.certificates, certificate('addressee', 'cipher', d.addresseeCipher.raw), ...(d.certificates ?? [])]),
-        qualityOfTimestamp: d.qualityOfTimestamp ?? { creation: 'plain', reception: 'plain' },
-        contentReceiver: d.contentReceiver,
-        messageId,
-        subject: d.subject,
-        contentPackage: d.contentPackage,
-      },
+      { type: 'forwardDelivery', ...this.delivery(clientNext(undefined, 'forwardDelivery'), d, messageId), contentReceiver: d.contentReceiver },
       'forwardDelivery',
       'responseToForwardDelivery',
       d.attachments,
@@ -258,7 +253,8 @@ export interface PassiveDelivery {
   attachments?: Attachment[];
 }
 
-function dedupe(certs: Certificate[]): Certificate[] {
+/** Certificates once each (role, usage, Id). */
+export function dedupe(certs: Certificate[]): Certificate[] {
   const seen = new Set<string>();
   return certs.filter((c) => {
     const k = `${c.role}:${c.usage}:${c.id}`;

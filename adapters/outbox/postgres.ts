@@ -6,8 +6,9 @@
 import pg from 'pg';
 import { OsciError } from '../../protocol/errors.ts';
 import type { MessageMeta } from '../inbox.ts';
-import { appendHistory, appendWait, checkNewJob, jobFromRow, type JobRow } from './sqlite.ts';
-import type { AttemptRecord, JobFilter, JobRecord, JobState, JobStore, MessageRecord, NewJob } from './types.ts';
+import { checkNewJob, jobFromRow, type JobRow } from './sqlite.ts';
+import { transition, type JobChange } from './transitions.ts';
+import type { JobFilter, JobRecord, JobStore, MessageRecord, NewJob } from './types.ts';
 
 export const DEFAULT_AGENT_PG_SCHEMA = 'amtsbote_agent';
 
@@ -39,8 +40,6 @@ CREATE TABLE IF NOT EXISTS ${s}.jobs (
 CREATE INDEX IF NOT EXISTS jobs_due ON ${s}.jobs(state, next_at);
 CREATE INDEX IF NOT EXISTS jobs_message ON ${s}.jobs(message_id);
 `;
-
-type Change = Partial<{ state: JobState; next_at: number; last_error: string | null; result: string | null; attempts: number; message_id: string; history: AttemptRecord[] }>;
 
 export class PgJobStore implements JobStore {
   private readonly pool: pg.Pool;
@@ -136,7 +135,7 @@ export class PgJobStore implements JobStore {
     return r.rows.map(jobFromRow).sort((a, b) => a.id - b.id);
   }
 
-  private async update(id: number, fn: (j: JobRecord) => Change, now: Date): Promise<JobRecord> {
+  private async update(id: number, fn: (j: JobRecord) => JobChange, now: Date): Promise<JobRecord> {
     return this.tx(async (c) => {
       const row = (await c.query<JobRow>(`SELECT * FROM ${this.t('jobs')} WHERE id = $1 FOR UPDATE`, [id])).rows[0];
       if (!row) throw new OsciError('ERR_NOT_FOUND', `no job ${id}`);
@@ -153,42 +152,27 @@ export class PgJobStore implements JobStore {
   }
 
   async complete(id: number, result: string, now: Date): Promise<void> {
-    await this.update(id, (j) => ({ state: 'done', result, history: appendHistory(j.history, { at: now.toISOString(), outcome: 'ok', attempt: j.attempts, detail: result }) }), now);
+    await this.update(id, transition.complete(result, now), now);
   }
 
   async retryLater(id: number, reason: string, nextAt: Date, now: Date): Promise<void> {
-    await this.update(
-      id,
-      (j) => ({ state: 'queued', next_at: nextAt.getTime(), last_error: reason, history: appendHistory(j.history, { at: now.toISOString(), outcome: 'retry', attempt: j.attempts, detail: reason }) }),
-      now,
-    );
+    await this.update(id, transition.retry(reason, nextAt, now), now);
   }
 
   async wait(id: number, detail: string, nextAt: Date, now: Date): Promise<void> {
-    await this.update(
-      id,
-      (j) => ({ state: 'queued', next_at: nextAt.getTime(), attempts: Math.max(0, j.attempts - 1), result: detail, history: appendWait(j.history, { at: now.toISOString(), outcome: 'wait', attempt: j.attempts, detail }) }),
-      now,
-    );
+    await this.update(id, transition.wait(detail, nextAt, now), now);
   }
 
   async park(id: number, reason: string, now: Date): Promise<void> {
-    await this.update(id, (j) => ({ state: 'dead', last_error: reason, history: appendHistory(j.history, { at: now.toISOString(), outcome: 'park', attempt: j.attempts, detail: reason }) }), now);
+    await this.update(id, transition.park(reason, now), now);
   }
 
   async setMessageId(id: number, messageId: string, now: Date): Promise<void> {
-    await this.update(id, () => ({ message_id: messageId }), now);
+    await this.update(id, transition.setMessageId(messageId), now);
   }
 
   async redrive(id: number, now: Date): Promise<JobRecord> {
-    return this.update(
-      id,
-      (j) => {
-        if (j.state === 'done') throw new OsciError('ERR_USAGE', `job ${id} is done; nothing to re-drive`);
-        return { state: 'queued', attempts: 0, next_at: now.getTime(), history: appendHistory(j.history, { at: now.toISOString(), outcome: 'redrive', attempt: j.attempts, detail: `re-driven by an administrator (was ${j.state})` }) };
-      },
-      now,
-    );
+    return this.update(id, transition.redrive(now), now);
   }
 
   async get(id: number): Promise<JobRecord | undefined> {

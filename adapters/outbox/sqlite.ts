@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { OsciError } from '../../protocol/errors.ts';
 import type { MessageMeta } from '../inbox.ts';
 import type { AttemptRecord, JobFilter, JobRecord, JobState, JobStore, MessageRecord, NewJob } from './types.ts';
+import { transition, type JobChange } from './transitions.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS messages (
@@ -36,9 +37,6 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, next_at);
 CREATE INDEX IF NOT EXISTS jobs_message ON jobs(message_id);
 `;
-
-/** History entries kept per job (the newest); older ones are summarised away. */
-export const MAX_HISTORY = 50;
 
 export interface JobRow {
   id: number;
@@ -79,16 +77,6 @@ export function jobFromRow(r: JobRow): JobRecord {
   if (r.last_error !== null) job.lastError = r.last_error;
   if (r.result !== null) job.result = r.result;
   return job;
-}
-
-export function appendHistory(history: AttemptRecord[], entry: AttemptRecord): AttemptRecord[] {
-  const next = [...history, entry];
-  return next.length > MAX_HISTORY ? next.slice(next.length - MAX_HISTORY) : next;
-}
-
-/** Repeated waits keep one record (the latest), so a long wait does not push the real attempts out of the history. */
-export function appendWait(history: AttemptRecord[], entry: AttemptRecord): AttemptRecord[] {
-  return history.at(-1)?.outcome === 'wait' ? [...history.slice(0, -1), entry] : appendHistory(history, entry);
 }
 
 export function checkNewJob(j: NewJob): void {
@@ -174,7 +162,7 @@ export class SqliteJobStore implements JobStore {
     return tx.immediate();
   }
 
-  private update(id: number, fn: (job: JobRecord) => Partial<{ state: JobState; next_at: number; last_error: string | null; result: string | null; attempts: number; message_id: string; history: AttemptRecord[] }>, now: Date): JobRecord {
+  private update(id: number, fn: (job: JobRecord) => JobChange, now: Date): JobRecord {
     const tx = this.db.transaction(() => {
       const row = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
       if (!row) throw new OsciError('ERR_NOT_FOUND', `no job ${id}`);
@@ -192,42 +180,27 @@ export class SqliteJobStore implements JobStore {
   }
 
   async complete(id: number, result: string, now: Date): Promise<void> {
-    this.update(id, (j) => ({ state: 'done', result, history: appendHistory(j.history, { at: now.toISOString(), outcome: 'ok', attempt: j.attempts, detail: result }) }), now);
+    this.update(id, transition.complete(result, now), now);
   }
 
   async retryLater(id: number, reason: string, nextAt: Date, now: Date): Promise<void> {
-    this.update(
-      id,
-      (j) => ({ state: 'queued', next_at: nextAt.getTime(), last_error: reason, history: appendHistory(j.history, { at: now.toISOString(), outcome: 'retry', attempt: j.attempts, detail: reason }) }),
-      now,
-    );
+    this.update(id, transition.retry(reason, nextAt, now), now);
   }
 
   async wait(id: number, detail: string, nextAt: Date, now: Date): Promise<void> {
-    this.update(
-      id,
-      (j) => ({ state: 'queued', next_at: nextAt.getTime(), attempts: Math.max(0, j.attempts - 1), result: detail, history: appendWait(j.history, { at: now.toISOString(), outcome: 'wait', attempt: j.attempts, detail }) }),
-      now,
-    );
+    this.update(id, transition.wait(detail, nextAt, now), now);
   }
 
   async park(id: number, reason: string, now: Date): Promise<void> {
-    this.update(id, (j) => ({ state: 'dead', last_error: reason, history: appendHistory(j.history, { at: now.toISOString(), outcome: 'park', attempt: j.attempts, detail: reason }) }), now);
+    this.update(id, transition.park(reason, now), now);
   }
 
   async setMessageId(id: number, messageId: string, now: Date): Promise<void> {
-    this.update(id, () => ({ message_id: messageId }), now);
+    this.update(id, transition.setMessageId(messageId), now);
   }
 
   async redrive(id: number, now: Date): Promise<JobRecord> {
-    return this.update(
-      id,
-      (j) => {
-        if (j.state === 'done') throw new OsciError('ERR_USAGE', `job ${id} is done; nothing to re-drive`);
-        return { state: 'queued', attempts: 0, next_at: now.getTime(), history: appendHistory(j.history, { at: now.toISOString(), outcome: 'redrive', attempt: j.attempts, detail: `re-driven by an administrator (was ${j.state})` }) };
-      },
-      now,
-    );
+    return this.update(id, transition.redrive(now), now);
   }
 
   async get(id: number): Promise<JobRecord | undefined> {

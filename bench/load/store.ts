@@ -8,12 +8,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
+import { dedupe } from '../../adapters/osci/client.ts';
 import { certificateSha256Hex } from '../../crypto/keys.ts';
 import { checkResponse, clientNext, type ControlBlock } from '../../protocol/dialog.ts';
 import { decodeMessage, encodeMessage } from '../../protocol/envelope/index.ts';
 import { OsciError } from '../../protocol/errors.ts';
 import { certificate } from '../../protocol/messages/certificates.ts';
-import type { Certificate, OsciMessage } from '../../protocol/model.ts';
+import type { OsciMessage } from '../../protocol/model.ts';
 import { epochMs, waitUntil, type LoadContext } from './common.ts';
 
 interface Prepared {
@@ -49,16 +50,6 @@ export interface VerifyResult {
   errorSamples: string[];
   /** MessageIds whose receipt verified (the fetch scenario fetches them). */
   stored: string[];
-}
-
-function dedupe(certs: Certificate[]): Certificate[] {
-  const seen = new Set<string>();
-  return certs.filter((c) => {
-    const k = `${c.role}:${c.usage}:${c.id}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
 }
 
 async function buffer(stream: NodeJS.ReadableStream): Promise<Buffer> {

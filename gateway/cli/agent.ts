@@ -64,10 +64,15 @@ export async function buildAgent(cfg: AgentConfig, log: Logger, opts: { hooks?: 
     const im = await intermediaryOf(cfg, m.intermediary, anchors, intermediaries);
     const client = new OsciClient({ endpoint: im.endpoint, intermediary: im, signer: me.signer, cipher: me.cipher, tmpDir });
     // The mailbox's keys also sign what it sends through other intermediaries (recipients configured elsewhere).
+    const clients = new Map<string, OsciClient>();
     const clientAt = async (name: string | undefined) => {
       if (name === undefined || name === m.intermediary) return client;
+      const known = clients.get(name);
+      if (known) return known;
       const other = await intermediaryOf(cfg, name, anchors, intermediaries);
-      return new OsciClient({ endpoint: other.endpoint, intermediary: other, signer: me.signer, cipher: me.cipher, tmpDir });
+      const c = new OsciClient({ endpoint: other.endpoint, intermediary: other, signer: me.signer, cipher: me.cipher, tmpDir });
+      clients.set(name, c);
+      return c;
     };
     const routing = { ...(m.routes ? { rules: m.routes } : {}), ...(m.defaultRoute ? { default: m.defaultRoute } : {}) };
     mailboxes.push({ id: m.id, via: im.name, client, pollIntervalMs: (m.pollIntervalSeconds ?? cfg.pollIntervalSeconds) * 1000, routing, readerKeys: [me.cipher.key, ...me.olderCipherKeys], anchors });

@@ -65,7 +65,7 @@ import {
   notFound,
   sha256Hex,
   storeFailure,
-    toMs,
+  toMs,
   type DialogRow,
   type MessageInput,
 } from './values.ts';
@@ -194,10 +194,9 @@ export class SqliteStore implements Store {
     const endpointUrl = checkOptionalText(p.endpointUrl, 'endpointUrl');
     await guarded(() => {
       this.stmt(
-          `INSERT INTO participants (id, name, endpoint_url, created) VALUES (?, ?, ?, ?)
-           ON CONFLICT (id) DO UPDATE SET name = COALESCE(excluded.name, name), endpoint_url = COALESCE(excluded.endpoint_url, endpoint_url)`,
-        )
-        .run(id, name ?? null, endpointUrl ?? null, Date.now());
+        `INSERT INTO participants (id, name, endpoint_url, created) VALUES (?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET name = COALESCE(excluded.name, name), endpoint_url = COALESCE(excluded.endpoint_url, endpoint_url)`,
+      ).run(id, name ?? null, endpointUrl ?? null, Date.now());
     });
   }
 
@@ -235,10 +234,9 @@ export class SqliteStore implements Store {
             return certificateFromRow(existing);
           }
           this.stmt(
-              `INSERT INTO certificates (fingerprint, participant_id, usage, der, not_before, not_after, added)
-               VALUES (?, ?, ?, ?, ?, ?, ?)`,
-            )
-            .run(fingerprint, participantId, usage, c.der, notBefore, notAfter, Date.now());
+            `INSERT INTO certificates (fingerprint, participant_id, usage, der, not_before, not_after, added)
+             VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          ).run(fingerprint, participantId, usage, c.der, notBefore, notAfter, Date.now());
           return certificateFromRow(this.stmt('SELECT * FROM certificates WHERE fingerprint = ?').get(fingerprint) as CertificateRow);
         })
         .immediate(),
@@ -324,10 +322,9 @@ export class SqliteStore implements Store {
           }
           const c = dialogColumns(update.next);
           this.stmt(
-              `UPDATE dialogs SET client_fingerprint = ?, sequence_number = ?, challenge = ?, open = ?, created = ?, last_activity = ?,
-               pending_receptions = ?, data = ? WHERE conversation_id = ?`,
-            )
-            .run(c.clientFingerprint, c.sequenceNumber, c.challenge, c.open ? 1 : 0, c.created, c.lastActivity, c.pending, c.data, conversationId);
+            `UPDATE dialogs SET client_fingerprint = ?, sequence_number = ?, challenge = ?, open = ?, created = ?, last_activity = ?,
+             pending_receptions = ?, data = ? WHERE conversation_id = ?`,
+          ).run(c.clientFingerprint, c.sequenceNumber, c.challenge, c.open ? 1 : 0, c.created, c.lastActivity, c.pending, c.data, conversationId);
           if (update.acknowledge !== undefined) this.receptionNow(update.acknowledge.messageIds, update.acknowledge.at);
           return update.result;
         })
@@ -400,10 +397,9 @@ export class SqliteStore implements Store {
         if (this.stmt('SELECT 1 FROM messages WHERE message_id = ?').get(messageId) !== undefined) throw messageIdTaken();
         if (issuedTo !== undefined && !this.consumeNow(messageId, issuedTo)) throw messageIdTaken();
         this.stmt(
-            `INSERT INTO messages (message_id, originator_id, addressee_id, subject, soap_xml, creation, recent_modification, inspections, payload_dir)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(messageId, m.originatorId, m.addresseeId, m.subject ?? null, m.soapXml, m.creation, m.creation, m.inspections, payloadDir);
+          `INSERT INTO messages (message_id, originator_id, addressee_id, subject, soap_xml, creation, recent_modification, inspections, payload_dir)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(messageId, m.originatorId, m.addresseeId, m.subject ?? null, m.soapXml, m.creation, m.creation, m.inspections, payloadDir);
         const insertPart = this.stmt(
           'INSERT INTO message_parts (message_id, part_index, content_id, content_type, size, sha256) VALUES (?, ?, ?, ?, ?, ?)',
         );

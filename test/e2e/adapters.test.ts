@@ -23,13 +23,12 @@ import { parseAgentConfig } from '../../adapters/config.ts';
 import { IDEMPOTENCY_HEADER, SIGNATURE_HEADER } from '../../adapters/http/dms.ts';
 import { verifyDmsSignature } from '../../adapters/http/verify.ts';
 import { writeDeliveryFolder, type MessageMeta } from '../../adapters/inbox.ts';
-import { OsciClient } from '../../adapters/osci/client.ts';
 import { createCertificate } from '../../crypto/devpki.ts';
 import { buildAgent } from '../../gateway/cli/agent.ts';
 import { silentLogger } from '../../gateway/log.ts';
 import { startServer, type RunningServer } from '../../gateway/server.ts';
 import { sealContent } from '../../protocol/envelope/index.ts';
-import { devConfig, testIdentity, testLogger, testPki, type TestIdentity } from '../helpers/devpki.ts';
+import { clientFor, devConfig, testIdentity, testLogger, testPki, type TestIdentity } from '../helpers/devpki.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const SECRET = 'e2e-dms-secret-0123456789abcdef';
@@ -137,10 +136,7 @@ describe('mailbox agent end to end: intermediary → hot folder, HTTP DMS, SMTP;
   let midA: string;
   let midB: string;
 
-  const client = (who: TestIdentity) => {
-    const cipher = server.identity.ciphers[0]!;
-    return new OsciClient({ endpoint: `${server.url}/osci`, intermediary: { cipher: cipher.cert, signature: server.identity.signature.cert }, signer: who.signature, cipher: who.cipher, tmpDir: tmp });
-  };
+  const client = (who: TestIdentity) => clientFor(server, who, tmp);
 
   before(async () => {
     const pki = await testPki();

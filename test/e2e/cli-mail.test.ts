@@ -14,19 +14,13 @@ import { join } from 'node:path';
 import { testPki } from '../helpers/devpki.ts';
 import { REPO_ROOT } from '../helpers/env.ts';
 import { devServerConfig, startServerProcess, writeServerConfig, type ServerProcess } from '../helpers/server-process.ts';
+import type { CardSummary } from '../../adapters/inbox.ts';
 
 const CLI = join(REPO_ROOT, 'bin', 'amtsbote.js');
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-interface CardJson {
-  messageId: string;
-  subject?: string;
-  creation?: string;
-  forwarding?: string;
-  reception?: string;
-  recentModification: string;
-  inspections: Array<{ subject: string; math: string; offline: string; online?: string }>;
-}
+/** What `send --json` / `process-card --json` print as the process card. */
+type CardJson = CardSummary;
 
 describe('amtsbote send, fetch, process-card (CLI processes against a server process)', function () {
   this.timeout(240_000);

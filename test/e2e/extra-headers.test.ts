@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { canonicalize } from '../../crypto/c14n.ts';
 import { signXml } from '../../crypto/dsig.ts';
 import { parseXml, serializeXml, type Element } from '../../crypto/xml.ts';
-import { OsciClient } from '../../adapters/osci/client.ts';
 import { clientNext } from '../../protocol/dialog.ts';
 import { decodeMessage, sealContent, withSignerCertificate } from '../../protocol/envelope/index.ts';
 import { certificate } from '../../protocol/messages/certificates.ts';
@@ -19,7 +18,7 @@ import { soapPartHeaders, writeMultipartBuffer } from '../../protocol/mime.ts';
 import type { AcceptDelivery, OsciMessage, OsciMessageOf } from '../../protocol/model.ts';
 import { buildSoap } from '../../protocol/soap-build.ts';
 import { startServer, type RunningServer } from '../../gateway/server.ts';
-import { devConfig, testIdentity, testLogger, testPki, type TestIdentity } from '../helpers/devpki.ts';
+import { clientFor, devConfig, testIdentity, testLogger, testPki, type TestIdentity } from '../helpers/devpki.ts';
 import { startPassiveRecipient, type PassiveRecipientDouble } from '../helpers/passive-recipient.ts';
 import { requireTool } from '../helpers/env.ts';
 import { validateXsd } from '../helpers/xsd.ts';
@@ -46,18 +45,7 @@ describe('foreign SOAP header blocks relayed by the intermediary (MessageMetaDat
   let recipient: PassiveRecipientDouble;
   let received: { message: AcceptDelivery; signedIds: string[] } | undefined;
 
-  const client = (who: TestIdentity, plaintext = false) => {
-    const cipher = server.identity.ciphers[0];
-    if (!cipher) throw new Error('server without cipher key');
-    return new OsciClient({
-      endpoint: `${server.url}/osci`,
-      intermediary: { cipher: cipher.cert, signature: server.identity.signature.cert },
-      signer: who.signature,
-      cipher: who.cipher,
-      tmpDir: tmp,
-      plaintext,
-    });
-  };
+  const client = (who: TestIdentity, plaintext = false) => clientFor(server, who, tmp, { plaintext });
 
   before(async () => {
     const pki = await testPki();

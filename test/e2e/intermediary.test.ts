@@ -9,25 +9,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { OsciClient, type OsciDialog } from '../../adapters/osci/client.ts';
+import type { OsciDialog } from '../../adapters/osci/client.ts';
 import { openContent, sealContent } from '../../protocol/envelope/index.ts';
 import { startServer, type RunningServer } from '../../gateway/server.ts';
-import { devConfig, testIdentity, testLogger, testPki, type TestIdentity } from '../helpers/devpki.ts';
+import { clientFor, devConfig, testIdentity, testLogger, testPki, type TestIdentity } from '../helpers/devpki.ts';
 import { pgAvailable, pgSchemaUrl, dropPgSchema } from '../helpers/pg.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-export function clientFor(server: RunningServer, who: TestIdentity, tmp: string): OsciClient {
-  const cipher = server.identity.ciphers[0];
-  if (!cipher) throw new Error('server without cipher key');
-  return new OsciClient({
-    endpoint: `${server.url}/osci`,
-    intermediary: { cipher: cipher.cert, signature: server.identity.signature.cert },
-    signer: who.signature,
-    cipher: who.cipher,
-    tmpDir: tmp,
-  });
-}
 
 for (const backend of ['sqlite', 'postgres'] as const) {
   describe(`intermediary end to end (${backend})`, function () {

@@ -13,7 +13,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { OsciClient } from '../../adapters/osci/client.ts';
 import { postOsci } from '../../adapters/osci/post.ts';
 import { signXml } from '../../crypto/dsig.ts';
 import { serializeXml } from '../../crypto/xml.ts';
@@ -27,7 +26,7 @@ import { writeMultipartBuffer, soapPartHeaders } from '../../protocol/mime.ts';
 import type { AcceptDelivery, Certificate, ProcessDelivery } from '../../protocol/model.ts';
 import { OSCI_NS } from '../../protocol/namespaces.ts';
 import { buildSoap } from '../../protocol/soap-build.ts';
-import { devConfig, testIdentity, testLogger, testPki, type TestIdentity } from '../helpers/devpki.ts';
+import { clientFor, devConfig, testIdentity, testLogger, testPki, type TestIdentity } from '../helpers/devpki.ts';
 import { validateXsd } from '../helpers/xsd.ts';
 import { startPassiveRecipient, type PassiveRecipientDouble, type RecipientAnswer, type ReceivedDelivery } from '../helpers/passive-recipient.ts';
 
@@ -47,17 +46,6 @@ async function readAll(r: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function clientFor(server: RunningServer, who: TestIdentity, tmp: string): OsciClient {
-  const cipher = server.identity.ciphers[0];
-  if (!cipher) throw new Error('server without cipher key');
-  return new OsciClient({
-    endpoint: `${server.url}/osci`,
-    intermediary: { cipher: cipher.cert, signature: server.identity.signature.cert },
-    signer: who.signature,
-    cipher: who.cipher,
-    tmpDir: tmp,
-  });
-}
 
 async function feedbackOf(p: Promise<unknown>): Promise<string | undefined> {
   try {

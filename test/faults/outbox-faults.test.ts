@@ -20,14 +20,13 @@ import { fileURLToPath } from 'node:url';
 import { loadAgentConfig } from '../../adapters/config.ts';
 import { IDEMPOTENCY_HEADER, SIGNATURE_HEADER } from '../../adapters/http/dms.ts';
 import { verifyDmsSignature } from '../../adapters/http/verify.ts';
-import { OsciClient } from '../../adapters/osci/client.ts';
 import { SqliteJobStore } from '../../adapters/outbox/sqlite.ts';
 import { buildAgent } from '../../gateway/cli/agent.ts';
 import { resolveConfig } from '../../gateway/config.ts';
 import { silentLogger } from '../../gateway/log.ts';
 import { startServer, type RunningServer } from '../../gateway/server.ts';
 import { sealContent } from '../../protocol/envelope/index.ts';
-import { testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
+import { clientFor, testIdentity, testPki, type TestIdentity } from '../helpers/devpki.ts';
 import { REPO_ROOT } from '../helpers/env.ts';
 
 const SECRET = 'fault-dms-secret-0123456789abcdef';
@@ -107,10 +106,7 @@ function tests(): void {
     const held: ServerResponse[] = [];
     const mids: string[] = [];
 
-    const client = (who: TestIdentity) => {
-      const cipher = server.identity.ciphers[0]!;
-      return new OsciClient({ endpoint: `${server.url}/osci`, intermediary: { cipher: cipher.cert, signature: server.identity.signature.cert }, signer: who.signature, cipher: who.cipher, tmpDir: tmp });
-    };
+    const client = (who: TestIdentity) => clientFor(server, who, tmp);
 
     before(async () => {
       const pki = await testPki();

@@ -27,7 +27,7 @@ import { certificate } from '../../protocol/messages/certificates.ts';
 import { binaryPartHeaders, newBoundary, soapPartHeaders, writeMultipartBuffer, type MultipartPartInput } from '../../protocol/mime.ts';
 import type { OsciMessage, OsciMessageOf } from '../../protocol/model.ts';
 import { buildSoap, type BuiltSoap } from '../../protocol/soap-build.ts';
-import { testIdentity, testPki, type TestIdentity } from './devpki.ts';
+import { clientFor, testIdentity, testPki, type TestIdentity } from './devpki.ts';
 import { dropPgSchema, pgSchemaUrl } from './pg.ts';
 
 export interface AttackServer {
@@ -89,9 +89,7 @@ export async function cast(): Promise<Cast> {
 
 /** An honest client of `who`; `endpoint` defaults to the server's (a proxy's URL puts someone in the middle). */
 export function clientOf(srv: AttackServer, who: TestIdentity, endpoint = srv.osci): OsciClient {
-  const cipher = srv.server.identity.ciphers[0];
-  if (!cipher) throw new Error('server without cipher key');
-  return new OsciClient({ endpoint, intermediary: { cipher: cipher.cert, signature: srv.server.identity.signature.cert }, signer: who.signature, cipher: who.cipher, tmpDir: srv.tmp });
+  return clientFor(srv.server, who, srv.tmp, { endpoint });
 }
 
 export interface Wire {

@@ -7,6 +7,8 @@ import { loadCertificate, loadPrivateKey } from '../../crypto/keys.ts';
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { resolveConfig, type ServerConfig } from '../../gateway/config.ts';
 import { createLogger, silentLogger, type Logger } from '../../gateway/log.ts';
+import type { RunningServer } from '../../gateway/server.ts';
+import { OsciClient, type OsciClientOptions } from '../../adapters/osci/client.ts';
 
 let pki: Promise<DevPkiResult> | undefined;
 
@@ -36,4 +38,18 @@ export function devConfig(pkiDir: string, dataDir: string, extra: Partial<Server
 /** Silent, unless AMTSBOTE_TEST_LOG names a level (debugging a failing e2e test). */
 export function testLogger(): Logger {
   return process.env.AMTSBOTE_TEST_LOG ? createLogger({ level: process.env.AMTSBOTE_TEST_LOG }) : silentLogger;
+}
+
+/** An OSCI client of `who` for an in-process server, pinned to its current keys (`extra`: e.g. plaintext, another endpoint). */
+export function clientFor(server: RunningServer, who: TestIdentity, tmp: string, extra: Partial<OsciClientOptions> = {}): OsciClient {
+  const cipher = server.identity.ciphers[0];
+  if (!cipher) throw new Error('server without cipher key');
+  return new OsciClient({
+    endpoint: `${server.url}/osci`,
+    intermediary: { cipher: cipher.cert, signature: server.identity.signature.cert },
+    signer: who.signature,
+    cipher: who.cipher,
+    tmpDir: tmp,
+    ...extra,
+  });
 }
