@@ -3,15 +3,15 @@
  * side (a supplier's response):
  *   1. outer MIME entity: SOAP part in memory, every other part kept in memory while the message's budget
  *      (spill.ts, 4 MiB) lasts and streamed to a temporary file beyond it, so small messages create no file;
- *   2. transport encryption (§5): `osci_enc` decrypted into a second such body while it is received (else after
- *      it was spilled), the GCM tag verified before a single plaintext byte is parsed, then the inner MIME entity
- *      parsed from it;
+ *   2. transport encryption (§5): `osci_enc` decrypted while it is received and the plaintext split into the
+ *      inner entity's parts on the way (else decrypted after it was spilled, then split); nothing of it, not even
+ *      a parse error, is used before the GCM tag verified, and no XML of it is parsed before;
  *   3. Client/SupplierSignature (§6) verified with the key trustSigner returns, coverage of every read element and
  *      every attachment enforced, the model parsed again from the verified elements only.
  * Every rejection is an OsciError carrying a code of protocol/errors.ts; temporary files are removed on failure.
  */
 import { X509Certificate } from 'node:crypto';
-import { Readable, type Writable } from 'node:stream';
+import { PassThrough, Readable, type Writable } from 'node:stream';
 import { DEFAULT_POLICY } from '../../crypto/algorithms.ts';
 import { parseCertificate } from '../../crypto/certcache.ts';
 import { OsciError, toOsciError, type ErrorCode } from '../errors.ts';
@@ -21,7 +21,7 @@ import { parseSoap, type ParsedSoap } from '../soap-parse.ts';
 import { parseSpilled, type SpilledMultipart, type SpilledPart } from './multipart.ts';
 import { verifyEnvelope } from './signatures.ts';
 import { Spill, type SpillSink } from './spill.ts';
-import { decryptingSink, decryptTransportPayload, transportEncryptedData } from './transport.ts';
+import { decryptingSink, decryptTransportPayload, feedingSink, transportEncryptedData } from './transport.ts';
 import type { DecodeLimits, DecodeOptions, DecodedAttachment, DecodedMessage } from './types.ts';
 
 export type OpenOptions = Pick<DecodeOptions, 'contentType' | 'transportKeys' | 'requireTransportEncryption' | 'tmpDir' | 'limits' | 'policy'> & {
@@ -65,10 +65,34 @@ function toAttachments(parts: readonly SpilledPart[]): DecodedAttachment[] {
   }));
 }
 
-/** A payload being decrypted while it is received (decryptingSink). */
+type Settled<T> = { value: T } | { error: unknown };
+
+/** A payload being decrypted while it is received (decryptingSink), its plaintext split as it comes. */
 interface EarlyDecryption {
-  plain: SpillSink;
+  inner: Promise<Settled<SpilledMultipart>>;
   done: Promise<{ recipient?: X509Certificate }>;
+}
+
+/**
+ * The inner MIME entity split into parts (in memory within the message's budget, else temporary files) while it
+ * is decrypted. The bytes are unauthenticated until the GCM tag verified (§5): the caller takes the result only
+ * after that, and a parse failure is only settled here, never reported before the tag decided. A failed parse
+ * stops reading; the remaining plaintext is dropped so that decryption still reaches the tag.
+ */
+function splitWhileDecrypting(spill: Spill, limits: Partial<MimeLimits>): { sink: Writable; inner: Promise<Settled<SpilledMultipart>> } {
+  const feed = new PassThrough();
+  const inner = parseSpilled(feed, spill, { limits }).then(
+    (value): Settled<SpilledMultipart> => ({ value }),
+    (error: unknown): Settled<SpilledMultipart> => {
+      feed.destroy();
+      return { error };
+    },
+  );
+  const sink = feedingSink(feed, async () => {
+    if (!feed.destroyed) feed.end();
+    await inner;
+  });
+  return { sink, inner };
 }
 
 /**
@@ -110,9 +134,9 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
         return undefined;
       }
       if (part.contentId !== cid) return undefined;
-      const plain = spill.sink('plain');
-      const d = decryptingSink(soap, cid, opts.transportKeys, plain, policy);
-      early = { plain, done: d.done };
+      const split = splitWhileDecrypting(spill, limits);
+      const d = decryptingSink(soap, cid, opts.transportKeys, split.sink, policy);
+      early = { inner: split.inner, done: d.done };
       d.done.catch((e: unknown) => (earlyError = { e }));
       return d.sink;
     };
@@ -120,8 +144,9 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
     try {
       outer = await parseSpilled(source, spill, { ...(opts.contentType !== undefined ? { contentType: opts.contentType } : {}), limits, divert });
     } catch (e) {
-      await early?.plain.drop(); // unauthenticated bytes: never read
-      if (earlyError) transportFailure(earlyError.e, opts);
+      const decryption = earlyError; // a refused key or algorithm stopped the parse (not its consequence)
+      await early?.inner; // unauthenticated parts: never read, removed with the spill
+      if (decryption) transportFailure(decryption.e, opts);
       throw e;
     }
     const outerSoap = rootSoap ?? parseSoap(outer.root);
@@ -137,17 +162,27 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
     const payload = outer.parts[0];
     const payloadId = early ? outer.diverted[0]?.contentId : payload?.contentId;
     if (outer.parts.length + outer.diverted.length !== 1 || payloadId !== cid) {
-      await early?.plain.drop();
+      await early?.inner;
       throw new OsciError('ERR_MIME_MALFORMED', `a transport-encrypted message holds exactly one further part, cid:${cid}`);
     }
-    let plain: SpillSink;
     let recipient: X509Certificate | undefined;
+    let innerEntity: () => Promise<SpilledMultipart>; // called only once the tag verified
     try {
       if (early) {
-        plain = early.plain;
-        ({ recipient } = await early.done);
+        const split = early.inner;
+        try {
+          ({ recipient } = await early.done);
+        } catch (e) {
+          await split; // unauthenticated parts: never read, removed with the spill
+          throw e;
+        }
+        innerEntity = async () => {
+          const s = await split;
+          if ('error' in s) throw s.error;
+          return s.value;
+        };
       } else {
-        plain = spill.sink('plain');
+        const plain = spill.sink('plain');
         try {
           ({ recipient } = await decryptTransportPayload(outerSoap, (c) => (c === cid ? payload?.body.open() : undefined), opts.transportKeys, plain, policy));
         } catch (e) {
@@ -155,14 +190,18 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
           throw e;
         }
         await payload?.body.drop();
+        innerEntity = async () => {
+          const parsed = await parseSpilled(plain.open(), spill, { limits });
+          await plain.drop();
+          return parsed;
+        };
       }
     } catch (e) {
       const locked = transportFailure(e, opts);
       return { soap: outerSoap, transport: { encrypted: true, locked }, attachments: [], dispose };
     }
     // The tag verified: the plaintext is the inner MIME entity with its own headers (§5, §11).
-    const inner = await parseSpilled(plain.open(), spill, { limits });
-    await plain.drop();
+    const inner = await innerEntity();
     const soap = parseSoap(inner.root);
     if (soap.type === 'soapMessageEncrypted') throw new OsciError('ERR_SOAP_MALFORMED', 'nested transport encryption');
     return {

@@ -187,20 +187,37 @@ export function decryptingSink(
 ): { sink: Writable; done: Promise<{ recipient?: X509Certificate; cid: string }> } {
   const feed = new PassThrough();
   const done = decryptTransportPayload(soap, (c) => (c === cid ? feed : undefined), keys, out, policy);
-  const sink = new Writable({
+  const sink = feedingSink(feed, async () => {
+    feed.end();
+    await done;
+  });
+  done.catch((e: unknown) => {
+    sink.destroy(e as Error);
+    out.destroy(); // also when no key opened the payload and `out` never received a byte
+  });
+  return { sink, done };
+}
+
+/**
+ * A Writable passing its chunks on to `feed` with backpressure; once `feed` is closed (its reader gave up),
+ * further chunks are dropped. It finishes when `finish` resolves (and fails when it rejects); destroying it
+ * destroys `feed`.
+ */
+export function feedingSink(feed: PassThrough, finish: () => Promise<void>): Writable {
+  feed.on('error', () => undefined); // reported by whoever reads it
+  return new Writable({
     write(chunk: Buffer, _enc, cb) {
-      if (feed.write(chunk)) return cb();
+      if (feed.destroyed || feed.write(chunk)) return cb();
       const settle = () => {
         feed.off('drain', settle);
         feed.off('close', settle);
         cb();
       };
       feed.once('drain', settle);
-      feed.once('close', settle); // destroyed: done rejects and destroys the sink
+      feed.once('close', settle);
     },
     final(cb) {
-      feed.end();
-      done.then(
+      finish().then(
         () => cb(),
         (e: unknown) => cb(e as Error),
       );
@@ -210,6 +227,4 @@ export function decryptingSink(
       cb(err);
     },
   });
-  done.catch((e: unknown) => sink.destroy(e as Error));
-  return { sink, done };
 }
