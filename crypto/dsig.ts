@@ -51,7 +51,13 @@ const DEFAULT_ID_ATTRS: readonly string[] = Object.freeze(['Id', 'ID', 'id']);
 
 export type SignReference =
   | { id: string; transforms?: readonly string[] }
-  | { uri: string; data: ByteSource; transforms?: readonly string[] };
+  | {
+      uri: string;
+      data: ByteSource;
+      transforms?: readonly string[];
+      /** SHA-256 of `data` as the caller wrote it: used instead of reading `data` for a SHA-256 digest without transforms. */
+      sha256?: Buffer;
+    };
 
 export type KeyInfoSpec = { retrievalMethod: { uri: string; type?: string } } | { x509Certificate: Buffer };
 
@@ -528,7 +534,8 @@ export async function signXml(doc: Document, parent: Element, opts: SignOptions)
         if (!uri.startsWith('cid:') || uri.length <= 4) throw structure(`reference URI ${uri} must be a cid: URL`);
         transformUris = spec.transforms ? [...spec.transforms] : [];
         const plan = planTransforms(transformUris.map((t) => resolveOneTransform(policy, t, undefined)), 'cid', uri);
-        digestValue = await digestSource(digest.hash, spec.data, { base64Decode: plan.base64 });
+        const known = digest.hash === 'sha256' && transformUris.length === 0 ? spec.sha256 : undefined;
+        digestValue = known ?? (await digestSource(digest.hash, spec.data, { base64Decode: plan.base64 }));
       }
       const ref = make('Reference', { URI: uri });
       if (transformUris.length) {

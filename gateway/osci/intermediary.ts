@@ -420,6 +420,8 @@ export class Intermediary {
       contentId: p.contentId,
       contentType: p.contentType,
       size: p.size,
+      // The digest recorded when the part was received: bytes changed on disk since then fail the addressee's check.
+      sha256: Buffer.from(p.sha256Hex, 'hex'),
       open: () => lazyPart(() => store.openPart(found.messageId, p.index)),
     }));
     ctx.log.info({ messageId: found.messageId }, 'delivery fetched');
@@ -491,7 +493,7 @@ export class Intermediary {
 
   /** The order's attachments, relayed as received (the ClientSignature of our request covers them again). */
   private relayed(attachments: DecodedAttachment[]): EncodedAttachment[] {
-    return attachments.map((a) => ({ contentId: a.contentId, size: a.size, open: () => a.open(), ...(a.contentType !== undefined ? { contentType: a.contentType } : {}) }));
+    return attachments.map((a) => ({ contentId: a.contentId, size: a.size, sha256: a.sha256, open: () => a.open(), ...(a.contentType !== undefined ? { contentType: a.contentType } : {}) }));
   }
 
   /** Forwarding is recorded once the recipient answered anything (the delivery reached it). */

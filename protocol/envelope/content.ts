@@ -12,7 +12,6 @@
 import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { ALIASES, DEFAULT_POLICY, NS, type CryptoPolicy } from '../../crypto/algorithms.ts';
 import { signXml, verifyXml, type SignReference } from '../../crypto/dsig.ts';
 import { parseCertificate } from '../../crypto/certcache.ts';
@@ -37,7 +36,7 @@ import type { Certificate, ContentPackage } from '../model.ts';
 import { DS_NS, OSCI_NS, PREFIXES, XENC_NS } from '../namespaces.ts';
 import { assertContentId, encodeCid } from './signatures.ts';
 import { Spill, spillStream } from './spill.ts';
-import { GCM_OVERHEAD, MAX_ENCRYPTED_KEYS } from './transport.ts';
+import { MAX_ENCRYPTED_KEYS } from './transport.ts';
 import type { EncodedAttachment } from './types.ts';
 
 const X509DATA_TYPE = 'http://www.w3.org/2000/09/xmldsig#X509Data';
@@ -142,12 +141,12 @@ export async function sealContent(opts: SealContentOptions): Promise<SealedConte
       // GCM nonce is ever used for a second encryption.
       const encryptor = enc.createEncryptStream();
       enc.symKey.fill(0);
-      const path = spill.path('sealed');
-      await pipeline(a.open(), exactSize(a.size, `attachment ${a.contentId}`), encryptor, spill.writer(path));
+      const f = await spillStream(spill, a.open(), 'sealed', [exactSize(a.size, `attachment ${a.contentId}`), encryptor]);
       attachments.push({
         contentId: a.contentId,
-        size: a.size + GCM_OVERHEAD,
-        open: () => spill.reader(path),
+        size: f.size,
+        sha256: f.sha256,
+        open: () => spill.reader(f.path),
         ...(a.contentType !== undefined ? { contentType: a.contentType } : {}),
       });
     }

@@ -20,7 +20,7 @@ import type { OsciMessage } from '../model.ts';
 import { parseSoap, type ParsedSoap } from '../soap-parse.ts';
 import { parseSpilled, type SpilledMultipart, type SpilledPart } from './multipart.ts';
 import { verifyEnvelope } from './signatures.ts';
-import { Spill, type SpillSink } from './spill.ts';
+import { Spill } from './spill.ts';
 import { decryptingSink, decryptTransportPayload, feedingSink, transportEncryptedData } from './transport.ts';
 import type { DecodeLimits, DecodeOptions, DecodedAttachment, DecodedMessage } from './types.ts';
 

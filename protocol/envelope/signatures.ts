@@ -84,7 +84,7 @@ export async function signEnvelope(
     const att = byCid.get(ref.slice(4));
     if (!att) throw new OsciError('ERR_INTERNAL', `no attachment for ${ref}`);
     // §6: no Transforms, digest over the raw part bytes exactly as they are written.
-    return { uri: encodeCid(att.contentId), data: () => att.open() as AsyncIterable<Buffer> };
+    return { uri: encodeCid(att.contentId), data: () => att.open() as AsyncIterable<Buffer>, ...(att.sha256 ? { sha256: att.sha256 } : {}) };
   });
   return signXml(built.doc, parent, {
     key: o.key,

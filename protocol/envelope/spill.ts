@@ -211,8 +211,8 @@ export class SpillSink extends Writable {
   }
 }
 
-/** Streams `source` into a new file of `spill`; returns its path, byte count and SHA-256. */
-export async function spillStream(spill: Spill, source: Readable, kind = 'part'): Promise<{ path: string; size: number; sha256: Buffer }> {
+/** Streams `source` (through `through`, in order) into a new file of `spill`; returns its path, byte count and SHA-256. */
+export async function spillStream(spill: Spill, source: Readable, kind = 'part', through: readonly Transform[] = []): Promise<{ path: string; size: number; sha256: Buffer }> {
   const path = spill.path(kind);
   const hash = createHash('sha256');
   let size = 0;
@@ -223,6 +223,6 @@ export async function spillStream(spill: Spill, source: Readable, kind = 'part')
       cb(null, c);
     },
   });
-  await pipeline(source, count, spill.writer(path));
+  await pipeline([source, ...through, count, spill.writer(path)]);
   return { path, size, sha256: hash.digest() };
 }

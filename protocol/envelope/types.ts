@@ -83,6 +83,11 @@ export interface EncodedAttachment {
   contentId: string;
   size: number;
   open(): Readable;
+  /**
+   * SHA-256 of exactly the bytes `open()` yields, when the caller computed it while writing them (our own value,
+   * never one taken from a message): the signature's `cid:` digest uses it instead of reading the part once more.
+   */
+  sha256?: Buffer;
   contentType?: string;
 }
 

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -150,5 +150,34 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       }
       expect(String(err)).to.match(/9801|ERR_MESSAGE_ID/);
     });
+
+    if (backend === 'sqlite') {
+      it('a stored part changed on disk after the receipt: the SupplierSignature still names the received digest, the fetch fails', async () => {
+        const part = randomBytes(70_000);
+        const sealed = await sealContent({ author: ag.signature, readers: [stadt.cipher.cert], contents: [{ attachment: { contentId: 'anlage.pdf', size: part.length, open: () => Readable.from([part]) } }] });
+        const id = Buffer.from(`rot-${randomBytes(6).toString('hex')}`).toString('base64');
+        await clientFor(server, ag, tmp).storeDelivery({ messageId: id, addresseeCipher: stadt.cipher.cert, contentPackage: sealed.contentPackage, certificates: sealed.certificates, attachments: sealed.attachments });
+        const wire = sealed.attachments[0];
+        const payloads = join(tmp, 'data', 'payloads');
+        const mine = readdirSync(payloads, { recursive: true, encoding: 'utf8' })
+          .map((f) => join(payloads, f))
+          .filter((f) => statSync(f).isFile() && statSync(f).size === wire?.size && sha(readFileSync(f)) === wire.sha256?.toString('hex'));
+        expect(mine, 'the stored part').to.have.length(1);
+        const file = mine[0] as string;
+        const bytes = readFileSync(file);
+        bytes[100] = (bytes[100] as number) ^ 1;
+        chmodSync(file, 0o600);
+        writeFileSync(file, bytes);
+        const d = await clientFor(server, stadt, tmp).openDialog();
+        try {
+          let err: unknown;
+          await d.fetchDelivery({ by: 'messageId', messageId: id }).catch((e: unknown) => (err = e));
+          expect((err as { code?: string } | undefined)?.code).to.equal('ERR_SIG_DIGEST');
+        } finally {
+          await d.close().catch(() => undefined);
+        }
+        await sealed.dispose();
+      });
+    }
   });
 }

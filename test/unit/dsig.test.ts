@@ -204,6 +204,24 @@ describe('crypto/dsig', () => {
       await verifyXml(doc, sig, { trust: publicKey, resolveCid: async () => ATTACHMENT, cidSha256: () => undefined });
     });
 
+    it('signing: a cid: SHA-256 the caller wrote down (sha256) is the DigestValue, the part is not read; with SHA-512 it is', async () => {
+      const { doc, holder } = osciDoc();
+      const sha = createHash('sha256').update(ATTACHMENT).digest();
+      const unread = (): AsyncIterable<Buffer> => {
+        throw new Error('the part must not be read');
+      };
+      const sig = await signXml(doc, holder, { key: privateKey, references: [{ id: 'body' }, { uri: 'cid:att1', data: unread, sha256: sha }] });
+      expect(sig.getElementsByTagNameNS(NS.ds, 'DigestValue')[1]?.textContent).to.equal(sha.toString('base64'));
+      await verifyXml(doc, sig, { trust: publicKey, resolveCid: async () => ATTACHMENT });
+      // The value is used as given: one that does not match the bytes makes a signature the receiver refuses.
+      const other = osciDoc();
+      const bad = await signXml(other.doc, other.holder, { key: privateKey, references: [{ uri: 'cid:att1', data: unread, sha256: Buffer.alloc(32) }] });
+      expect((await rejection(verifyXml(other.doc, bad, { trust: publicKey, resolveCid: async () => ATTACHMENT }))).code).to.equal('ERR_SIG_DIGEST');
+      const third = osciDoc();
+      const s512 = await signXml(third.doc, third.holder, { key: privateKey, digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha512', references: [{ uri: 'cid:att1', data: ATTACHMENT, sha256: Buffer.alloc(32) }] });
+      await verifyXml(third.doc, s512, { trust: publicKey, resolveCid: async () => ATTACHMENT });
+    });
+
     it('Base64Content references with the base64 transform digest the decoded octets (osci-protocol.md §6)', async () => {
       const { doc, holder } = osciDoc();
       const sig = await signXml(doc, holder, { key: privateKey, references: [{ id: 'content1', transforms: [BASE64] }] });
