@@ -5,9 +5,13 @@
  *   private operations it needs per message.
  * - AES-256-GCM and SHA-256 MB/s on one core (one large message is one request, handled by one process), and
  *   their combination 1 / (1/aes + 1/sha): the rate at which one core can both decrypt and hash a stream.
+ * - Durable write MB/s: a file written in 1 MiB chunks and fsynced, in the folder the server stores into. A receipt
+ *   is only issued once the message is on disk, so one fsynced write of the payload is the least an ingest costs.
  * Also records how busy the machine was with other programs meanwhile (the bench machine may be shared).
  */
 import { createCipheriv, createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { cpuStallSeconds, machineCpu, round2 } from './sys.ts';
@@ -22,6 +26,8 @@ export interface Bounds {
   sha256_mb_per_s: number;
   /** 1 / (1/aes + 1/sha), one core. */
   aes_gcm_sha256_mb_per_s: number;
+  /** Written and fsynced, in the server's storage folder (when it was given). */
+  durable_write_mb_per_s?: number;
   /** Cores busy with other programs while the bounds were measured (machine busy minus this process). */
   foreign_load_cores?: number;
   /** Share of the measurement in which some task waited for a CPU (Linux PSI). */
@@ -70,7 +76,24 @@ async function rsaParallel(key: KeyObject, threads: number, seconds: number): Pr
   }
 }
 
-export async function measureBounds(opts: { quick: boolean; rsaKey?: KeyObject; rsaBits?: number; seconds?: number }): Promise<Bounds> {
+/** MB/s of one file of `mb` MB written in 1 MiB chunks and fsynced in `dir` (as a stored payload is). */
+function durableWrite(dir: string, mb: number): number {
+  const chunk = randomBytes(1 << 20);
+  const n = Math.round((mb * 1e6) / chunk.length);
+  const path = join(dir, `bound-${process.pid}.bin`);
+  const fd = openSync(path, 'wx', 0o600);
+  try {
+    const t = performance.now();
+    for (let i = 0; i < n; i++) writeSync(fd, chunk);
+    fsyncSync(fd);
+    return (n * chunk.length) / 1e6 / ((performance.now() - t) / 1000);
+  } finally {
+    closeSync(fd);
+    unlinkSync(path);
+  }
+}
+
+export async function measureBounds(opts: { quick: boolean; rsaKey?: KeyObject; rsaBits?: number; seconds?: number; diskDir?: string }): Promise<Bounds> {
   const bits = opts.rsaBits ?? 3072;
   const key = opts.rsaKey ?? generateKeyPairSync('rsa', { modulusLength: bits }).privateKey;
   const secs = opts.seconds ?? (opts.quick ? 0.5 : 3);
@@ -98,6 +121,7 @@ export async function measureBounds(opts: { quick: boolean; rsaKey?: KeyObject; 
   const mb = (16 * chunk.length) / 1e6;
   const aes = aesChunks * mb;
   const sha = shaChunks * mb;
+  const disk = opts.diskDir === undefined ? undefined : durableWrite(opts.diskDir, opts.quick ? 50 : 200);
 
   const wall = (performance.now() - t0) / 1000;
   const own = process.cpuUsage(own0);
@@ -111,6 +135,7 @@ export async function measureBounds(opts: { quick: boolean; rsaKey?: KeyObject; 
     aes_gcm_mb_per_s: Math.round(aes),
     sha256_mb_per_s: Math.round(sha),
     aes_gcm_sha256_mb_per_s: Math.round(1 / (1 / aes + 1 / sha)),
+    ...(disk === undefined ? {} : { durable_write_mb_per_s: Math.round(disk) }),
   };
   if (m0 && m1) b.foreign_load_cores = Math.max(0, round2((m1.busy - m0.busy - (own.user + own.system) / 1e6) / wall));
   if (p0 !== undefined && p1 !== undefined) b.cpu_pressure = round2(Math.min(1, (p1 - p0) / wall));
@@ -127,6 +152,7 @@ export function mergeBounds(all: readonly Bounds[]): Bounds {
   const max = (k: 'rsa_private_ops_per_s' | 'rsa_private_ops_per_s_1core' | 'aes_gcm_mb_per_s' | 'sha256_mb_per_s') => Math.max(...all.map((b) => b[k]));
   const aes = max('aes_gcm_mb_per_s');
   const sha = max('sha256_mb_per_s');
+  const disks = all.flatMap((b) => (b.durable_write_mb_per_s === undefined ? [] : [b.durable_write_mb_per_s]));
   return {
     rsa_bits: first.rsa_bits,
     cores: first.cores,
@@ -135,5 +161,6 @@ export function mergeBounds(all: readonly Bounds[]): Bounds {
     aes_gcm_mb_per_s: aes,
     sha256_mb_per_s: sha,
     aes_gcm_sha256_mb_per_s: Math.round(1 / (1 / aes + 1 / sha)),
+    ...(disks.length ? { durable_write_mb_per_s: Math.max(...disks) } : {}),
   };
 }

@@ -84,11 +84,14 @@ const describeBounds = (b: Bounds, when: string) =>
   say(
     `bound (${when}): RSA-${b.rsa_bits} private ops/s ${b.rsa_private_ops_per_s} on ${b.cores} cores (${b.rsa_private_ops_per_s_1core} on one); ` +
       `AES-256-GCM ${b.aes_gcm_mb_per_s} MB/s, SHA-256 ${b.sha256_mb_per_s} MB/s, both ${b.aes_gcm_sha256_mb_per_s} MB/s` +
+      (b.durable_write_mb_per_s !== undefined ? `; fsynced write ${b.durable_write_mb_per_s} MB/s` : '') +
       (b.foreign_load_cores !== undefined ? `; other programs used ${b.foreign_load_cores} cores meanwhile` : '') +
       (b.cpu_pressure !== undefined ? `, CPU pressure ${b.cpu_pressure}` : ''),
   );
 // Measured at the start and again at the end; the ratios use the higher reading of each rate (see mergeBounds).
-const boundsStart = await measureBounds({ quick, rsaKey: key });
+// The durable-write bound is measured where the server's data folder is created (tmpdir(), below).
+const measureDisk = run('large');
+const boundsStart = await measureBounds({ quick, rsaKey: key, ...(measureDisk ? { diskDir: tmpdir() } : {}) });
 describeBounds(boundsStart, 'start');
 /** Small requests/s the RSA bound allows; sizes the prepared requests (the final ratios use the merged bound). */
 const smallBound = boundsStart.rsa_private_ops_per_s / SERVER_PRIVATE_OPS_PER_REQUEST;
@@ -252,14 +255,18 @@ if (run('workers')) {
   );
 }
 
-const boundsEnd = await measureBounds({ quick, rsaKey: key, seconds: quick ? 0.3 : 2 });
+const boundsEnd = await measureBounds({ quick, rsaKey: key, seconds: quick ? 0.3 : 2, ...(measureDisk ? { diskDir: tmpdir() } : {}) });
 describeBounds(boundsEnd, 'end');
 const bounds = mergeBounds([boundsStart, boundsEnd]);
 const serverBound = bounds.rsa_private_ops_per_s / SERVER_PRIVATE_OPS_PER_REQUEST;
 // On this machine the fetching client needs as many private ops as the server, on the same cores.
 const sharedBound = bounds.rsa_private_ops_per_s / (SERVER_PRIVATE_OPS_PER_REQUEST + CLIENT_PRIVATE_OPS_PER_FETCH);
 const aesSha = bounds.aes_gcm_sha256_mb_per_s;
-say(`bound (higher of both): ${Math.round(serverBound)} small requests/s (${SERVER_PRIVATE_OPS_PER_REQUEST} private ops each), ${Math.round(sharedBound)} fetches/s with the client's, ${aesSha} MB/s AES-GCM+SHA-256`);
+const diskBound = bounds.durable_write_mb_per_s;
+say(
+  `bound (higher of both): ${Math.round(serverBound)} small requests/s (${SERVER_PRIVATE_OPS_PER_REQUEST} private ops each), ${Math.round(sharedBound)} fetches/s with the client's, ${aesSha} MB/s AES-GCM+SHA-256` +
+    (diskBound !== undefined ? `, ${diskBound} MB/s written durably` : ''),
+);
 
 const crypto = scenarios.crypto as Awaited<ReturnType<typeof runCrypto>> | undefined;
 const store = scenarios.storeDelivery as { levels: StoreLevelResult[] } | undefined;
@@ -289,6 +296,8 @@ for (const l of fetched?.levels ?? []) {
 if (large) {
   ratios.large_ingest_vs_aes_sha_bound = round2(large.store.mb_per_s / aesSha);
   ratios.large_fetch_vs_aes_sha_bound = round2(large.fetch.mb_per_s / aesSha);
+  // A receipt needs the payload on disk: the ingest can be no faster than one fsynced write of it.
+  if (diskBound !== undefined) ratios.large_ingest_vs_durable_write_bound = round2(large.store.mb_per_s / diskBound);
 }
 const allLevels = [...(store?.levels ?? []), ...(fetched?.levels ?? [])];
 const elapsed = round2((performance.now() - t0) / 1000);
