@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { ReadStream } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FILE_STREAM_BYTES } from '../../protocol/envelope/spill.ts';
 import { bytesOf, type ByteSource } from './streams.ts';
 
 /** Absolute paths (tmp files, message dirs) owned by live writers of this process. */
@@ -142,7 +143,7 @@ export class PayloadFiles {
 
   async openRead(dirName: string, index: number): Promise<ReadStream> {
     const fh = await open(join(this.root, dirName, String(index)), 'r');
-    return fh.createReadStream();
+    return fh.createReadStream({ highWaterMark: FILE_STREAM_BYTES });
   }
 
   /** Removes tmp files and directories that no committed row names (`isCommitted`). Returns what it removed. */

@@ -15,6 +15,13 @@ import { OsciError } from '../errors.ts';
 /** Bytes of part bodies one message may hold in memory before further bodies go to files. */
 export const DEFAULT_SPILL_MEMORY_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Buffer of a part file's write and read streams. Node's defaults (16 KiB written, 64 KiB read) make every
+ * network chunk wait for its file write before the next is parsed; 1 MiB lets receiving, decrypting and writing
+ * overlap, and stays a fixed amount per open file (bounded memory).
+ */
+export const FILE_STREAM_BYTES = 1024 * 1024;
+
 export class Spill {
   private n = 0;
   private disposed = false;
@@ -68,11 +75,11 @@ export class Spill {
   }
 
   writer(path: string): WriteStream {
-    return createWriteStream(path, { flags: 'wx', mode: 0o600 });
+    return createWriteStream(path, { flags: 'wx', mode: 0o600, highWaterMark: FILE_STREAM_BYTES });
   }
 
   reader(path: string): ReadStream {
-    return createReadStream(path);
+    return createReadStream(path, { highWaterMark: FILE_STREAM_BYTES });
   }
 
   async remove(path: string): Promise<void> {
