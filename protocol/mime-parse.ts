@@ -60,7 +60,10 @@ export interface ParsedPart extends PartHeaders {
   body?: Buffer;
   /** Raw body bytes as transmitted. */
   size: number;
-  /** SHA-256 of the raw body bytes (what a `cid:` reference digest covers, osci-protocol.md §6). */
+  /**
+   * SHA-256 of the raw body bytes (what a `cid:` reference digest covers, osci-protocol.md §6); empty for a part
+   * whose sink declined it ({@link PartTarget}).
+   */
   sha256: Buffer;
   /** Further digests requested with `extraDigests`, by hash name. */
   digests: Map<string, Buffer>;
@@ -84,8 +87,14 @@ export interface ParsedMultipart {
   totalBytes: number;
 }
 
+/**
+ * Where a part's body goes: a Writable, null (kept in memory), or a Writable with `digest: false` for a body
+ * nobody will digest (e.g. the transport ciphertext, decrypted on the way): no SHA-256 is computed for it.
+ */
+export type PartTarget = Writable | null | { writable: Writable; digest: false };
+
 /** `previous`: the parts already complete (a buffered root part with its body). */
-export type PartSink = (part: PartHeaders, previous: readonly ParsedPart[]) => Writable | null | Promise<Writable | null>;
+export type PartSink = (part: PartHeaders, previous: readonly ParsedPart[]) => PartTarget | Promise<PartTarget>;
 
 export interface ParseMultipartOptions {
   /**
@@ -130,7 +139,7 @@ interface OpenPart {
   sinkError: unknown;
   chunks: Buffer[];
   size: number;
-  hash: Hash;
+  hash: Hash | undefined;
   extra: Array<[string, Hash]>;
   checkLength: boolean;
 }
@@ -361,21 +370,23 @@ class MultipartParser {
     const checkLength =
       info.contentLength !== undefined && (this.opts.contentLengthCheck === 'strict' || !info.isRoot);
 
-    let sink: Writable | null = null;
+    let target: PartTarget = null;
     if (this.opts.sink) {
       try {
-        sink = await this.opts.sink(info, this.parts);
+        target = await this.opts.sink(info, this.parts);
       } catch (err) {
         throw toOsciError(err);
       }
     }
+    const undigested = target !== null && 'digest' in target && target.digest === false;
+    const sink: Writable | null = target !== null && 'digest' in target ? target.writable : target;
     const part: OpenPart = {
       info,
       sink,
       sinkError: undefined,
       chunks: [],
       size: 0,
-      hash: createHash('sha256'),
+      hash: undigested ? undefined : createHash('sha256'),
       extra: (this.opts.extraDigests ?? []).map((h): [string, Hash] => [h, createHash(h)]),
       checkLength,
     };
@@ -413,7 +424,7 @@ class MultipartParser {
     if (part.checkLength && part.size > (info.contentLength as number)) {
       throw malformed(`MIME part ${info.index + 1}: longer than its Content-Length ${info.contentLength}`);
     }
-    part.hash.update(data);
+    part.hash?.update(data);
     for (const [, h] of part.extra) h.update(data);
     if (part.sink) {
       if (part.sinkError !== undefined) throw toOsciError(part.sinkError);
@@ -450,7 +461,7 @@ class MultipartParser {
     const parsed: ParsedPart = {
       ...info,
       size: part.size,
-      sha256: part.hash.digest(),
+      sha256: part.hash?.digest() ?? EMPTY,
       digests: new Map(part.extra.map(([name, h]) => [name, h.digest()])),
     };
     if (!part.sink) parsed.body = Buffer.concat(part.chunks, part.size);

@@ -24,7 +24,7 @@ export interface SpilledMultipart {
   root: Buffer;
   /** Every other part, in message order (except diverted ones). */
   parts: SpilledPart[];
-  /** Parts whose body went to the sink `divert` returned instead. */
+  /** Parts whose body went to the sink `divert` returned instead (not digested: `sha256` is empty). */
   diverted: ParsedPart[];
   multipart: ParsedMultipart;
 }
@@ -47,7 +47,7 @@ export async function parseSpilled(source: Readable | AsyncIterable<Buffer>, spi
     sink: async (part, previous) => {
       if (part.isRoot) return null;
       const own = opts.divert ? await opts.divert(part, previous) : undefined;
-      if (own) return own;
+      if (own) return { writable: own, digest: false };
       const sink = spill.sink('part');
       sinks.set(part.index, sink);
       return sink;
