@@ -726,7 +726,8 @@ export async function decryptCipherReferenceStream(doc: Document, encData: Eleme
   const key = resolveDataKey(doc, p, opts, policy);
   const src = await cidSource(opts, p.source.cid);
   const decipher = createGcmDecryptStream(key, { ivLength: p.ivLength });
-  const input = Buffer.isBuffer(src) ? Readable.from([src]) : Readable.from(src);
+  // A stream is piped as it is (wrapping it would add an async-iterator hop per chunk).
+  const input = Buffer.isBuffer(src) ? Readable.from([src]) : src instanceof Readable ? src : Readable.from(src);
   // pipeline() forwards a source error into `decipher` and destroys both on failure.
   pipeline(input, decipher, () => {});
   return decipher;
