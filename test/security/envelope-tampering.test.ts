@@ -1,7 +1,7 @@
 /**
  * Tampering with OSCI messages (osci-protocol.md §5, §6): a changed byte in the transport ciphertext, IV, tag or
  * EncryptedKey, in any header block, the Body, an attachment or the SignatureValue is refused with a specific
- * code; plaintext is never parsed before its GCM tag verified; unsigned or foreign references, several
+ * code; nothing of the plaintext (no part, no parse error, no XML) is used before its GCM tag verified; unsigned or foreign references, several
  * signatures, Id wrapping and key substitution are refused; and a sweep of single-bit flips over whole messages
  * either fails with a typed error or decodes to exactly the original.
  */
@@ -217,11 +217,31 @@ describe('security: tampering with OSCI envelopes', function () {
       expect((await failure(decodeMessage(swapped, opts()))).code).to.equal('ERR_DECRYPT');
     });
 
-    it('the GCM tag is verified before a byte of plaintext is parsed: garbage with a bad tag is ERR_DECRYPT, not a MIME error', async () => {
+    it('nothing of the plaintext is used before the GCM tag verified: garbage with a bad tag is ERR_DECRYPT, not a MIME error', async () => {
       const garbage = await wrap(Buffer.from('this is not MIME at all\r\n\r\n'));
       expect(await code(decodeMessage(garbage, opts()))).to.equal('ERR_MIME_MALFORMED');
       const { end } = partBody(garbage, 'osci_enc');
       expect(await code(decodeMessage(flip(garbage, end - 3), opts()))).to.equal('ERR_DECRYPT');
+    });
+
+    it('a large inner entity is split into files while it is decrypted: with a bad tag the split parts are dropped, ERR_DECRYPT, no file left', async () => {
+      const big = Buffer.alloc(6 * 1024 * 1024, 0x41); // beyond the 4 MiB in-memory budget: the part goes to a file
+      const inner = await rebuild(plain, { parts: (ps) => [...ps, { headers: binaryPartHeaders('gross.bin', big.length), body: big }] });
+      const w = await wrap(inner);
+      const dir = mkdtempSync(join(tmp, 'split-'));
+      // Valid tag: the split is taken (the unsigned extra part is then the signature layer's refusal).
+      expect(await code(decodeMessage(w, opts({ tmpDir: dir })))).to.equal('ERR_SIGNATURE_INCOMPLETE');
+      const { end } = partBody(w, 'osci_enc');
+      for (const at of [end - 1, end - 1000]) {
+        const e = await failure(decodeMessage(flip(w, at), opts({ tmpDir: dir })));
+        expect(e.code, `offset ${at}`).to.equal('ERR_DECRYPT');
+        expect(e.message).to.equal(DECRYPT_FAILED);
+      }
+      // A broken inner entity (here: its final boundary gone) is only reported once the tag verified.
+      const cut = await wrap(inner.subarray(0, inner.length - 40));
+      expect(await code(decodeMessage(cut, opts({ tmpDir: dir })))).to.equal('ERR_MIME_MALFORMED');
+      expect(await code(decodeMessage(flip(cut, partBody(cut, 'osci_enc').end - 2), opts({ tmpDir: dir })))).to.equal('ERR_DECRYPT');
+      expect(readdirSync(dir)).to.deep.equal([]);
     });
 
     it('a truncated payload: ERR_MIME_MALFORMED against its Content-Length, ERR_DECRYPT without one', async () => {
