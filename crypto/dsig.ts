@@ -449,7 +449,8 @@ export async function verifyXml(doc: Document, signature: Element, opts: VerifyO
     if (r.kind === 'id') {
       actual = digestElement(r.element as Element, r.plan, signature, r.digest.hash);
     } else {
-      const known = r.digest.hash === 'sha256' && !r.plan.base64 ? opts.cidSha256?.(r.target) : undefined;
+      const given = r.digest.hash === 'sha256' && !r.plan.base64 ? opts.cidSha256?.(r.target) : undefined;
+      const known = given?.length === 32 ? given : undefined;
       if (known) actual = known;
       else {
         const data = opts.resolveCid ? await opts.resolveCid(r.target) : undefined;
@@ -534,7 +535,7 @@ export async function signXml(doc: Document, parent: Element, opts: SignOptions)
         if (!uri.startsWith('cid:') || uri.length <= 4) throw structure(`reference URI ${uri} must be a cid: URL`);
         transformUris = spec.transforms ? [...spec.transforms] : [];
         const plan = planTransforms(transformUris.map((t) => resolveOneTransform(policy, t, undefined)), 'cid', uri);
-        const known = digest.hash === 'sha256' && transformUris.length === 0 ? spec.sha256 : undefined;
+        const known = digest.hash === 'sha256' && transformUris.length === 0 && spec.sha256?.length === 32 ? spec.sha256 : undefined;
         digestValue = known ?? (await digestSource(digest.hash, spec.data, { base64Decode: plan.base64 }));
       }
       const ref = make('Reference', { URI: uri });

@@ -5,7 +5,7 @@
  * is only a cross-check.
  */
 import { createHash, type Hash } from 'node:crypto';
-import type { Readable, Writable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { OsciError, toOsciError } from './errors.ts';
 import {
@@ -378,8 +378,8 @@ class MultipartParser {
         throw toOsciError(err);
       }
     }
-    const undigested = target !== null && 'digest' in target && target.digest === false;
-    const sink: Writable | null = target !== null && 'digest' in target ? target.writable : target;
+    const undigested = target !== null && !(target instanceof Writable);
+    const sink: Writable | null = target === null || target instanceof Writable ? target : target.writable;
     const part: OpenPart = {
       info,
       sink,

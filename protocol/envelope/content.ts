@@ -9,7 +9,7 @@
  *       separate MIME part holding IV‖ciphertext‖tag.
  * A ds:MgmtData key is accepted only inside a container that was itself decrypted with the reader's key.
  */
-import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, X509Certificate, type Hash, type KeyObject } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { Transform, type Readable } from 'node:stream';
 import { ALIASES, DEFAULT_POLICY, NS, type CryptoPolicy } from '../../crypto/algorithms.ts';
@@ -78,12 +78,14 @@ function contentDoc(): Document {
 }
 
 /** Counts the plaintext and refuses a source that does not deliver exactly `size` bytes. */
-function exactSize(size: number, what: string): Transform {
+/** Passes exactly `size` bytes on (else ERR_USAGE), hashing them into `hash`. */
+function exactSize(size: number, what: string, hash: Hash): Transform {
   let n = 0;
   return new Transform({
     transform(c: Buffer, _e, cb) {
       n += c.length;
       if (n > size) return cb(new OsciError('ERR_USAGE', `${what} is longer than its declared size ${size}`));
+      hash.update(c);
       cb(null, c);
     },
     flush(cb) {
@@ -125,8 +127,6 @@ export async function sealContent(opts: SealContentOptions): Promise<SealedConte
       cids.add(a.contentId);
       container.appendChild(el(doc, OSCI_NS, 'osci:Content', { Id: id, href: `cid:${a.contentId}` }));
       references.push({ id, transforms: [ALIASES.inclusive] });
-      // §6: the container signature's cid: digest covers the plaintext attachment.
-      references.push({ uri: encodeCid(a.contentId), data: () => a.open() as AsyncIterable<Buffer> });
       const enc = encryptBinary(doc, {
         mgmtData: true,
         cid: a.contentId,
@@ -141,7 +141,10 @@ export async function sealContent(opts: SealContentOptions): Promise<SealedConte
       // GCM nonce is ever used for a second encryption.
       const encryptor = enc.createEncryptStream();
       enc.symKey.fill(0);
-      const f = await spillStream(spill, a.open(), 'sealed', [exactSize(a.size, `attachment ${a.contentId}`), encryptor]);
+      const plainSha = createHash('sha256');
+      const f = await spillStream(spill, a.open(), 'sealed', [exactSize(a.size, `attachment ${a.contentId}`, plainSha), encryptor]);
+      // §6: the container signature's cid: digest covers the plaintext attachment: the bytes just encrypted.
+      references.push({ uri: encodeCid(a.contentId), data: () => a.open() as AsyncIterable<Buffer>, sha256: plainSha.digest() });
       attachments.push({
         contentId: a.contentId,
         size: f.size,

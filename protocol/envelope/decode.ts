@@ -144,9 +144,10 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
     try {
       outer = await parseSpilled(source, spill, { ...(opts.contentType !== undefined ? { contentType: opts.contentType } : {}), limits, divert });
     } catch (e) {
-      const decryption = earlyError; // a refused key or algorithm stopped the parse (not its consequence)
       await early?.inner; // unauthenticated parts: never read, removed with the spill
-      if (decryption) transportFailure(decryption.e, opts);
+      // The decryption's own refusal (key, algorithm, tag) explains the failure; the premature end it suffers when
+      // the outer parse stops first (ERR_INTERNAL "writing … failed") does not: then the outer error stands.
+      if (earlyError && toOsciError(earlyError.e).code !== 'ERR_INTERNAL') transportFailure(earlyError.e, opts);
       throw e;
     }
     const outerSoap = rootSoap ?? parseSoap(outer.root);

@@ -217,6 +217,10 @@ describe('crypto/dsig', () => {
       const other = osciDoc();
       const bad = await signXml(other.doc, other.holder, { key: privateKey, references: [{ uri: 'cid:att1', data: unread, sha256: Buffer.alloc(32) }] });
       expect((await rejection(verifyXml(other.doc, bad, { trust: publicKey, resolveCid: async () => ATTACHMENT }))).code).to.equal('ERR_SIG_DIGEST');
+      // Only a 32-byte value counts as a SHA-256: anything else is ignored and the part is read.
+      const fourth = osciDoc();
+      const empty = await signXml(fourth.doc, fourth.holder, { key: privateKey, references: [{ uri: 'cid:att1', data: ATTACHMENT, sha256: Buffer.alloc(0) }] });
+      await verifyXml(fourth.doc, empty, { trust: publicKey, resolveCid: async () => ATTACHMENT, cidSha256: () => Buffer.alloc(3) });
       const third = osciDoc();
       const s512 = await signXml(third.doc, third.holder, { key: privateKey, digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha512', references: [{ uri: 'cid:att1', data: ATTACHMENT, sha256: Buffer.alloc(32) }] });
       await verifyXml(third.doc, s512, { trust: publicKey, resolveCid: async () => ATTACHMENT });

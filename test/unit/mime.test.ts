@@ -285,6 +285,34 @@ describe('protocol/mime', function () {
       );
       expect(code).to.equal('ERR_INTERNAL');
     });
+
+    it('a sink target { writable, digest: false } gets the bytes without a SHA-256; any Writable (even one with a digest member) is digested', async function () {
+      const big = randomBytes(100_000);
+      const seen: Buffer[] = [];
+      const collect = new Writable({
+        write(c: Buffer, _e, cb) {
+          seen.push(c);
+          cb();
+        },
+      });
+      const plain = await parseMultipart(from([refMessage(big)]), { sink: (p) => (p.isRoot ? null : { writable: collect, digest: false }) });
+      expect(Buffer.concat(seen).equals(big)).to.equal(true);
+      expect(plain.parts[1]?.sha256.length).to.equal(0);
+      const h = createHash('sha256');
+      const hashing = Object.assign(
+        new Writable({
+          write(c: Buffer, _e, cb) {
+            h.update(c);
+            cb();
+          },
+        }),
+        { digest: false }, // a Writable with such a member is still a Writable
+      );
+      const hashed = await parseMultipart(from([refMessage(big)]), { sink: (p) => (p.isRoot ? null : hashing) });
+      const expected = createHash('sha256').update(big).digest();
+      expect(hashed.parts[1]?.sha256.equals(expected)).to.equal(true);
+      expect(h.digest().equals(expected)).to.equal(true);
+    });
   });
 
   describe('writer', function () {
