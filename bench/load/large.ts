@@ -46,13 +46,14 @@ export class LargeLoad {
     for await (const c of part.open()) h.update(c as Buffer);
     this.sealedSha = h.digest('hex');
     this.sealedSize = part.size;
-    this.messageId = Buffer.from(`bench-large-${randomBytes(9).toString('base64url')}`).toString('base64');
     return { prepare_s: (performance.now() - t0) / 1000, wire_part_bytes: part.size };
   }
 
   async store(): Promise<LargeStep> {
     const sealed = this.sealed;
     if (!sealed) throw new Error('prepare first');
+    // A new MessageId per round; fetch() fetches the one stored last.
+    this.messageId = Buffer.from(`bench-large-${randomBytes(9).toString('base64url')}`).toString('base64');
     const reset = resetPeakRss(process.pid);
     const t0 = performance.now();
     const receipt = await this.ctx.senderClient.storeDelivery({
