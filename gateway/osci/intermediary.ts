@@ -352,7 +352,9 @@ export class Intermediary {
     try {
       for (const a of d.attachments) {
         const file = a.file !== undefined ? { path: a.file, size: a.size, sha256Hex: a.sha256.toString('hex') } : undefined;
-        await writer.addPart({ contentId: a.contentId, contentType: a.contentType ?? 'application/octet-stream' }, a.open(), file);
+        // Opened only if the store copies (a linked file is not read).
+        const bytes: AsyncIterable<Uint8Array> = { [Symbol.asyncIterator]: () => (a.open() as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]() };
+        await writer.addPart({ contentId: a.contentId, contentType: a.contentType ?? 'application/octet-stream' }, bytes, file);
       }
       stored = await writer.commit(
         { originatorId: d.originatorId, addresseeId: d.addresseeId, soapXml: Buffer.from(JSON.stringify(d.order)) },

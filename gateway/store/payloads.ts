@@ -11,7 +11,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { ReadStream } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FILE_STREAM_BYTES } from '../../protocol/envelope/spill.ts';
 import { bytesOf, type ByteSource } from './streams.ts';
@@ -51,27 +51,18 @@ export class PayloadFiles {
 
   /** Streams `source` into a new tmp file, hashing on the way; the file is fsynced before this resolves. */
   async writeTmp(source: ByteSource): Promise<WrittenFile> {
-    const path = join(this.tmpDir, randomBytes(16).toString('hex'));
-    inFlight.add(path);
+    const path = this.newTmpPath();
     const hash = createHash('sha256');
     let size = 0;
-    try {
-      const fh = await open(path, 'wx', 0o600);
-      try {
-        for await (const chunk of bytesOf(source)) {
-          hash.update(chunk);
-          let off = 0;
-          while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
-          size += chunk.length;
-        }
-        await fh.sync();
-      } finally {
-        await fh.close();
+    await this.fsyncedTmp(path, 'wx', async (fh) => {
+      for await (const chunk of bytesOf(source)) {
+        hash.update(chunk);
+        let off = 0;
+        while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+        size += chunk.length;
       }
-    } catch (err) {
-      await this.discardTmp(path);
-      throw err;
-    }
+      return true;
+    });
     return { path, size, sha256Hex: hash.digest('hex') };
   }
 
@@ -81,20 +72,34 @@ export class PayloadFiles {
    * The caller vouches for `sha256Hex` (it hashed the bytes while writing them) and must not change the file.
    */
   async linkTmp(file: string, size: number, sha256Hex: string): Promise<WrittenFile | undefined> {
-    const path = join(this.tmpDir, randomBytes(16).toString('hex'));
-    inFlight.add(path);
+    const path = this.newTmpPath();
     try {
       await link(file, path);
     } catch {
       inFlight.delete(path);
       return undefined;
     }
+    const ok = await this.fsyncedTmp(path, 'r', async (fh) => (await fh.stat()).size === size);
+    return ok ? { path, size, sha256Hex } : undefined;
+  }
+
+  private newTmpPath(): string {
+    const path = join(this.tmpDir, randomBytes(16).toString('hex'));
+    inFlight.add(path);
+    return path;
+  }
+
+  /**
+   * Opens the tmp file `path` with `flags`, lets `fill` write or check it, fsyncs it and closes it. When `fill`
+   * answers false or anything fails, the file is discarded (false, or the error rethrown).
+   */
+  private async fsyncedTmp(path: string, flags: 'wx' | 'r', fill: (fh: FileHandle) => Promise<boolean>): Promise<boolean> {
     try {
-      const fh = await open(path, 'r');
+      const fh = await open(path, flags, 0o600);
       try {
-        if ((await fh.stat()).size !== size) {
+        if (!(await fill(fh))) {
           await this.discardTmp(path);
-          return undefined;
+          return false;
         }
         await fh.sync();
       } finally {
@@ -104,7 +109,7 @@ export class PayloadFiles {
       await this.discardTmp(path);
       throw err;
     }
-    return { path, size, sha256Hex };
+    return true;
   }
 
   async discardTmp(path: string): Promise<void> {
