@@ -165,3 +165,18 @@ export function assertWritableHeader(name: string, value: string): void {
   if (!isToken(name)) throw malformed(`invalid header name ${JSON.stringify(name)}`);
   if (BAD_VALUE_CHARS.test(value)) throw malformed(`header ${name} contains a control character`);
 }
+
+/**
+ * Length of the longest end of `buf` that is a proper beginning of `delimiter` (0 if none): the only bytes a
+ * streaming search must hold back, since a delimiter can only continue into the next chunk from there.
+ */
+export function delimiterPrefixAtEnd(buf: Buffer, delimiter: Buffer): number {
+  const first = delimiter[0] as number;
+  let p = buf.indexOf(first, Math.max(0, buf.length - delimiter.length + 1));
+  while (p !== -1) {
+    const n = buf.length - p;
+    if (buf.compare(delimiter, 0, n, p) === 0) return n;
+    p = buf.indexOf(first, p + 1);
+  }
+  return 0;
+}

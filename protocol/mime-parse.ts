@@ -9,6 +9,7 @@ import { Writable, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { OsciError, toOsciError } from './errors.ts';
 import {
+  delimiterPrefixAtEnd,
   headerMap,
   isValidBoundary,
   parseContentId,
@@ -399,7 +400,8 @@ class MultipartParser {
   private async stepBody(final: boolean): Promise<boolean> {
     const idx = this.buf.indexOf(this.delimiter);
     if (idx === -1) {
-      const keep = this.delimiter.length - 1;
+      // Only a possible beginning of the delimiter is held back, so the next chunk is rarely copied onto it.
+      const keep = delimiterPrefixAtEnd(this.buf, this.delimiter);
       if (this.buf.length > keep) {
         const emit = this.buf.subarray(0, this.buf.length - keep);
         this.buf = this.buf.subarray(this.buf.length - keep);

@@ -6,7 +6,7 @@
 import { randomInt } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { OsciError } from './errors.ts';
-import { assertWritableHeader, formatParam, isValidBoundary } from './mime-headers.ts';
+import { assertWritableHeader, delimiterPrefixAtEnd, formatParam, isValidBoundary } from './mime-headers.ts';
 
 export interface MultipartPartInput {
   /** Written in the given order. */
@@ -97,7 +97,7 @@ function headerValue(headers: Record<string, string>, name: string): string | un
   return undefined;
 }
 
-/** Incremental search for a delimiter across chunk edges (keeps length-1 bytes of carry). */
+/** Incremental search for a delimiter across chunk edges; carries only a possible beginning of it. */
 class DelimiterScan {
   private carry: Buffer;
   constructor(
@@ -107,10 +107,22 @@ class DelimiterScan {
     this.carry = initial;
   }
   push(chunk: Buffer): boolean {
-    const joined = this.carry.length === 0 ? chunk : Buffer.concat([this.carry, chunk]);
-    if (joined.indexOf(this.delimiter) !== -1) return true;
-    const keep = Math.min(joined.length, this.delimiter.length - 1);
-    this.carry = Buffer.from(joined.subarray(joined.length - keep));
+    let last = chunk;
+    if (this.carry.length > 0) {
+      // A delimiter that begins in the carry ends within its length - 1 next bytes.
+      const reach = Math.min(chunk.length, this.delimiter.length - 1);
+      const edge = Buffer.concat([this.carry, chunk.subarray(0, reach)]);
+      if (edge.indexOf(this.delimiter) !== -1) return true;
+      if (reach < chunk.length) {
+        if (chunk.indexOf(this.delimiter) !== -1) return true;
+      } else {
+        last = edge; // a short chunk: the carry may still begin a delimiter
+      }
+    } else if (chunk.indexOf(this.delimiter) !== -1) {
+      return true;
+    }
+    const keep = delimiterPrefixAtEnd(last, this.delimiter);
+    this.carry = Buffer.from(last.subarray(last.length - keep));
     return false;
   }
 }

@@ -14,6 +14,7 @@ import {
   writeMultipartBuffer,
   type ParseMultipartOptions,
 } from '../../protocol/mime.ts';
+import { delimiterPrefixAtEnd } from '../../protocol/mime-headers.ts';
 
 const B = 'MIME_boundary_ab+c/DEF0123456789ghijklmnopqrstuv';
 const SOAP = Buffer.from('<?xml version="1.0" encoding="UTF-8"?>\r\n\r\n<soap:Envelope/>', 'latin1');
@@ -427,6 +428,28 @@ describe('protocol/mime', function () {
         }),
       ).to.throw().with.property('code', 'ERR_MIME_MALFORMED');
       expect(() => binaryPartHeaders('a b')).to.throw().with.property('code', 'ERR_MIME_MALFORMED');
+    });
+
+    it('finds a streamed body\'s delimiter wherever two cuts split it into three chunks, and only a real one', async function () {
+      const boundary = 'MIME_boundary_fixed';
+      const evil = Buffer.from(`ab\r\n--${boundary}\r\nc`);
+      const near = Buffer.from(`ab\r\n--${boundary.slice(0, -1)}\r\n--${boundary.slice(0, 5)}`); // partial delimiters only
+      const stream = (b: Buffer, c1: number, c2: number) =>
+        writeMultipart([{ headers: {}, body: () => Readable.from([b.subarray(0, c1), b.subarray(c1, c2), b.subarray(c2)]) }], { boundary, includeTopHeaders: false });
+      for (let c1 = 0; c1 <= evil.length; c1++) {
+        for (let c2 = c1; c2 <= evil.length; c2++) {
+          expect(await rejects(collect(stream(evil, c1, c2).stream)), `cuts ${c1} ${c2}`).to.equal('ERR_MIME_MALFORMED');
+        }
+      }
+      for (let c1 = 0; c1 <= near.length; c1 += 3) {
+        for (let c2 = c1; c2 <= near.length; c2++) {
+          const out = await collect(stream(near, c1, c2).stream);
+          expect(out.includes(near), `cuts ${c1} ${c2}`).to.equal(true);
+        }
+      }
+      expect(delimiterPrefixAtEnd(Buffer.from('xx\r\n-'), Buffer.from('\r\n--b'))).to.equal(3);
+      expect(delimiterPrefixAtEnd(Buffer.from('x\r\r'), Buffer.from('\r\n--b'))).to.equal(1);
+      expect(delimiterPrefixAtEnd(Buffer.from('\r\n--b'), Buffer.from('\r\n--b'))).to.equal(0); // a whole one is found, not held
     });
 
     it('round-trips random binary parts through writer and parser with any chunking', async function () {
