@@ -71,6 +71,9 @@ interface RequestContext {
   log: Logger;
 }
 
+/** Bytes of a received part file after which its write-back to disk is started. */
+const SPILL_SYNC_BYTES = 16 * 1024 * 1024;
+
 const EXPLICIT_ONLY = new Set<string>(['fetchDelivery', 'fetchProcessCard', 'exitDialog', 'mediateDelivery']);
 
 export class Intermediary {
@@ -89,6 +92,8 @@ export class Intermediary {
         contentType,
         transportKeys: this.o.identity.ciphers,
         tmpDir: this.o.tmpDir,
+        // A part file the store keeps is written back while it arrives, so its fsync before the receipt is short.
+        ...(this.o.store.keepsPartFiles ? { syncSpillEvery: SPILL_SYNC_BYTES } : {}),
         limits: { maxTotalBytes: this.o.limits.maxMessageBytes, maxParts: this.o.limits.maxAttachments + 2, maxInMemoryPartBytes: this.o.limits.maxInMemoryPartBytes },
         policy: this.o.trust.policy,
         signature: 'required',

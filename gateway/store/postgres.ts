@@ -134,6 +134,7 @@ type Queryable = pg.Pool | pg.PoolClient;
 
 export class PgStore implements Store {
   readonly kind = 'postgres' as const;
+  readonly keepsPartFiles = false;
   readonly schema: string;
   private readonly pool: pg.Pool;
   private readonly s: string;

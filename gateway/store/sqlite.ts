@@ -109,6 +109,7 @@ const claims = new Set<string>();
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
+  readonly keepsPartFiles = true;
   readonly dataDir: string;
   readonly payloads: PayloadFiles;
   private readonly db: Database.Database;

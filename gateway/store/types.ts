@@ -224,6 +224,8 @@ export interface ProcessCardSelection {
 
 export interface Store {
   readonly kind: StoreKind;
+  /** A part file handed to {@link MessageWriter.addPart} becomes the stored payload itself (hard link, fsynced). */
+  readonly keepsPartFiles: boolean;
   /** Creates the schema if needed (idempotent, safe against concurrent callers) and runs `recover()`. */
   migrate(): Promise<void>;
   /** Removes leftovers of writers that never committed (crash, kill). Call before accepting writes. */

@@ -20,11 +20,11 @@ import type { OsciMessage } from '../model.ts';
 import { parseSoap, type ParsedSoap } from '../soap-parse.ts';
 import { parseSpilled, type SpilledMultipart, type SpilledPart } from './multipart.ts';
 import { verifyEnvelope } from './signatures.ts';
-import { Spill } from './spill.ts';
+import { DEFAULT_SPILL_MEMORY_BYTES, Spill } from './spill.ts';
 import { decryptingSink, decryptTransportPayload, feedingSink, transportEncryptedData } from './transport.ts';
 import type { DecodeLimits, DecodeOptions, DecodedAttachment, DecodedMessage } from './types.ts';
 
-export type OpenOptions = Pick<DecodeOptions, 'contentType' | 'transportKeys' | 'requireTransportEncryption' | 'tmpDir' | 'limits' | 'policy'> & {
+export type OpenOptions = Pick<DecodeOptions, 'contentType' | 'transportKeys' | 'requireTransportEncryption' | 'tmpDir' | 'syncSpillEvery' | 'limits' | 'policy'> & {
   /**
    * Inspection only: when no configured key opens the transport encryption, return the outer envelope with
    * `transport.locked` instead of rejecting.
@@ -110,7 +110,7 @@ function transportFailure(e: unknown, opts: OpenOptions): { code: ErrorCode; mes
 
 /** Steps 1 and 2: MIME and transport decryption. */
 export async function openMessage(body: Readable | Buffer, opts: OpenOptions): Promise<OpenedMessage> {
-  const spill = Spill.lazy(opts.tmpDir);
+  const spill = Spill.lazy(opts.tmpDir, DEFAULT_SPILL_MEMORY_BYTES, opts.syncSpillEvery);
   const dispose = () => spill.dispose();
   const policy = opts.policy ?? DEFAULT_POLICY;
   let early: EarlyDecryption | undefined;

@@ -5,7 +5,7 @@
  * file beyond that, so a small message creates no file at all and a large one streams as before.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, type ReadStream, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, fdatasync, type ReadStream, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
@@ -33,6 +33,8 @@ export class Spill {
     private readonly parent: string,
     /** Budget of {@link SpillSink} bodies kept in memory (0: every sink writes a file). */
     readonly memoryLimit = 0,
+    /** A {@link SpillSink}'s file is flushed to disk (fdatasync, in the background) after every this many bytes. */
+    readonly syncEvery?: number,
   ) {}
 
   /** A fresh private directory (mode 0700 by mkdtemp) below `parent`. */
@@ -43,8 +45,8 @@ export class Spill {
   }
 
   /** Like {@link create}, but the directory is made only when the first file is needed. */
-  static lazy(parent: string, memoryLimit = DEFAULT_SPILL_MEMORY_BYTES): Spill {
-    return new Spill(parent, memoryLimit);
+  static lazy(parent: string, memoryLimit = DEFAULT_SPILL_MEMORY_BYTES, syncEvery?: number): Spill {
+    return new Spill(parent, memoryLimit, syncEvery);
   }
 
   get dir(): string {
@@ -122,6 +124,10 @@ export class SpillSink extends Writable {
   private fileError: unknown;
   private filePath: string | undefined;
   private joined: Buffer | undefined;
+  /** Bytes written to the file since its last background flush was started, and that flush. */
+  private unsynced = 0;
+  private syncing: Promise<void> | undefined;
+  private fd: number | undefined;
   size = 0;
 
   constructor(
@@ -160,6 +166,7 @@ export class SpillSink extends Writable {
     file.on('error', (e) => {
       this.fileError ??= e;
     });
+    file.once('open', (fd: number) => (this.fd = fd));
     for (const c of this.chunks) file.write(c);
     this.chunks = [];
     this.spill.release(this.held);
@@ -169,6 +176,8 @@ export class SpillSink extends Writable {
   private toFile(chunk: Buffer, cb: (err?: Error | null) => void): void {
     const file = this.file as WriteStream;
     if (this.fileError !== undefined) return cb(this.fileError as Error);
+    this.unsynced += chunk.length;
+    if (this.spill.syncEvery !== undefined && this.unsynced >= this.spill.syncEvery) this.syncInBackground();
     if (file.write(chunk)) return cb();
     const done = (e?: Error) => {
       file.off('drain', onDrain);
@@ -180,13 +189,32 @@ export class SpillSink extends Writable {
     file.once('error', done);
   }
 
+  /**
+   * Starts writing back what the file holds so far (at most one flush at a time): the disk works while the rest
+   * arrives. Only an optimisation: whoever keeps the file still fsyncs it, so a failed flush is ignored.
+   */
+  private syncInBackground(): void {
+    const fd = this.fd;
+    if (this.syncing !== undefined || fd === undefined) return;
+    this.unsynced = 0;
+    this.syncing = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).then(() => {
+      this.syncing = undefined;
+    });
+  }
+
   override _final(cb: (err?: Error | null) => void): void {
     if (!this.file) return cb();
-    this.file.end();
-    finished(this.file).then(
-      () => cb(),
-      (e: unknown) => cb(e as Error),
-    );
+    const file = this.file;
+    // The file descriptor stays open until a flush in progress has returned.
+    Promise.resolve(this.syncing)
+      .then(() => {
+        file.end();
+        return finished(file);
+      })
+      .then(
+        () => cb(),
+        (e: unknown) => cb(e as Error),
+      );
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {

@@ -29,6 +29,12 @@ export interface DecodeOptions {
   requireTransportEncryption?: boolean;
   /** Attachments and the decrypted transport payload spill here (bounded memory). */
   tmpDir: string;
+  /**
+   * Flush a part's temporary file to disk after every this many bytes while it is written (fdatasync in the
+   * background), for a receiver that keeps the file (hard link) and fsyncs it before its receipt: the final
+   * fsync then waits only for the rest. Default: never.
+   */
+  syncSpillEvery?: number;
   limits?: DecodeLimits;
   policy?: CryptoPolicy;
   signature: 'required' | 'optional';

@@ -1,0 +1,90 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
+import { once } from 'node:events';
+import { Spill } from '../../protocol/envelope/spill.ts';
+
+/** Counts fdatasync calls made through node:fs while `fn` runs (the named export follows the patched default). */
+async function countingSyncs(fn: () => Promise<void>): Promise<number> {
+  const original = fs.fdatasync;
+  let n = 0;
+  fs.fdatasync = ((fd: number, cb: fs.NoParamCallback) => {
+    n++;
+    original(fd, cb);
+  }) as typeof fs.fdatasync;
+  syncBuiltinESMExports();
+  try {
+    await fn();
+  } finally {
+    fs.fdatasync = original;
+    syncBuiltinESMExports();
+  }
+  return n;
+}
+
+async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
+  const out: Buffer[] = [];
+  for await (const c of s) out.push(c as Buffer);
+  return Buffer.concat(out);
+}
+
+describe('protocol/envelope/spill', function () {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'amtsbote-spill-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function spillBody(spill: Spill, body: Buffer): Promise<Buffer> {
+    const sink = spill.sink();
+    for (let i = 0; i < body.length; i += 64 * 1024) {
+      if (!sink.write(body.subarray(i, i + 64 * 1024))) await once(sink, 'drain');
+    }
+    sink.end();
+    await finished(sink);
+    expect(sink.path, 'outgrew the memory budget: a file').to.be.a('string');
+    const back = await readAll(sink.open());
+    await sink.drop();
+    return back;
+  }
+
+  it('with syncEvery, a part file is written back while it is written, and its bytes stay exact', async function () {
+    const body = randomBytes(6 * 1024 * 1024); // past the file stream's 1 MiB buffer: written while it arrives
+    const spill = Spill.lazy(dir, 0, 128 * 1024);
+    let back: Buffer = Buffer.alloc(0);
+    const syncs = await countingSyncs(async () => {
+      back = await spillBody(spill, body);
+    });
+    await spill.dispose();
+    expect(back.equals(body)).to.equal(true);
+    expect(syncs).to.be.greaterThan(0);
+  });
+
+  it('without syncEvery, nothing is flushed (the receiver that keeps the file fsyncs it itself)', async function () {
+    const body = randomBytes(512 * 1024);
+    const spill = Spill.lazy(dir, 0);
+    let back: Buffer = Buffer.alloc(0);
+    const syncs = await countingSyncs(async () => {
+      back = await spillBody(spill, body);
+    });
+    await spill.dispose();
+    expect(back.equals(body)).to.equal(true);
+    expect(syncs).to.equal(0);
+  });
+
+  it('a sink destroyed midway, flushing after every chunk, leaves nothing behind', async function () {
+    const spill = Spill.lazy(dir, 0, 1);
+    const sink = spill.sink();
+    sink.on('error', () => undefined);
+    for (let i = 0; i < 48; i++) {
+      if (!sink.write(randomBytes(64 * 1024))) await once(sink, 'drain');
+    }
+    sink.destroy(new Error('client went away'));
+    await sink.drop();
+    await spill.dispose();
+    expect(fs.readdirSync(dir)).to.deep.equal([]);
+  });
+});
