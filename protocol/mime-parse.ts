@@ -515,6 +515,19 @@ function toBuffer(chunk: unknown): Buffer {
   throw new OsciError('ERR_INTERNAL', 'MIME input must be bytes, not text (do not set an encoding on the stream)');
 }
 
+function resultOf(parser: MultipartParser): ParsedMultipart {
+  return {
+    type: parser.type,
+    ...(parser.rootType === undefined ? {} : { rootType: parser.rootType }),
+    ...(parser.start === undefined ? {} : { start: parser.start }),
+    boundary: parser.boundary,
+    headers: parser.headers,
+    parts: parser.parts,
+    root: parser.rootIndex,
+    totalBytes: parser.totalBytes,
+  };
+}
+
 /** Parses a multipart/related message from a byte stream. Rejects only with OsciError. */
 export async function parseMultipart(
   source: Readable | AsyncIterable<Buffer | Uint8Array>,
@@ -538,16 +551,7 @@ export async function parseMultipart(
     }
     done = true;
     await parser.end();
-    return {
-      type: parser.type,
-      ...(parser.rootType === undefined ? {} : { rootType: parser.rootType }),
-      ...(parser.start === undefined ? {} : { start: parser.start }),
-      boundary: parser.boundary,
-      headers: parser.headers,
-      parts: parser.parts,
-      root: parser.rootIndex,
-      totalBytes: parser.totalBytes,
-    };
+    return resultOf(parser);
   } catch (err) {
     const e = toOsciError(err);
     parser?.abort(e);
@@ -561,6 +565,64 @@ export async function parseMultipart(
       }
     }
   }
+}
+
+/**
+ * The parser as a Writable, for a producer that pushes its bytes (a decipher): each chunk is parsed as it is
+ * written, with no stream in between. `result` settles with the parse (only with OsciError). After a failure the
+ * Writable accepts and drops the rest, so that the producer still reaches its end (e.g. an authentication tag);
+ * destroying it fails the parse. It finishes only once the parse has settled.
+ */
+export function multipartWritable(opts: ParseMultipartOptions = {}): { writable: Writable; result: Promise<ParsedMultipart> } {
+  let settle!: { resolve: (m: ParsedMultipart) => void; reject: (e: OsciError) => void };
+  const result = new Promise<ParsedMultipart>((resolve, reject) => (settle = { resolve, reject }));
+  let settled = false;
+  let parser: MultipartParser | undefined;
+  const fail = (err: unknown): void => {
+    if (settled) return;
+    settled = true;
+    const e = toOsciError(err);
+    parser?.abort(e);
+    settle.reject(e);
+  };
+  try {
+    parser = new MultipartParser({ ...DEFAULT_MIME_LIMITS, ...opts.limits }, opts);
+  } catch (err) {
+    fail(err);
+  }
+  const writable = new Writable({
+    write(chunk: unknown, _enc, cb) {
+      if (settled || parser === undefined) return cb();
+      let buf: Buffer;
+      try {
+        buf = toBuffer(chunk);
+      } catch (err) {
+        fail(err);
+        return cb();
+      }
+      parser.push(buf).then(
+        () => cb(),
+        (err: unknown) => (fail(err), cb()),
+      );
+    },
+    final(cb) {
+      if (settled || parser === undefined) return cb();
+      const p = parser;
+      p.end().then(
+        () => {
+          settled = true;
+          settle.resolve(resultOf(p));
+          cb();
+        },
+        (err: unknown) => (fail(err), cb()),
+      );
+    },
+    destroy(err, cb) {
+      fail(new OsciError('ERR_MIME_MALFORMED', 'message stream failed before its end', err ? { cause: err } : undefined));
+      cb(err);
+    },
+  });
+  return { writable, result };
 }
 
 /** Convenience: parse a message held in memory. */

@@ -4,6 +4,7 @@
  */
 export {
   DEFAULT_MIME_LIMITS,
+  multipartWritable,
   parseMultipart,
   parseMultipartBuffer,
   type MimeLimits,

@@ -11,17 +11,17 @@
  * Every rejection is an OsciError carrying a code of protocol/errors.ts; temporary files are removed on failure.
  */
 import { X509Certificate } from 'node:crypto';
-import { PassThrough, Readable, type Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { DEFAULT_POLICY } from '../../crypto/algorithms.ts';
 import { parseCertificate } from '../../crypto/certcache.ts';
 import { OsciError, toOsciError, type ErrorCode } from '../errors.ts';
 import type { MimeLimits, ParsedPart, PartHeaders } from '../mime.ts';
 import type { OsciMessage } from '../model.ts';
 import { parseSoap, type ParsedSoap } from '../soap-parse.ts';
-import { parseSpilled, type SpilledMultipart, type SpilledPart } from './multipart.ts';
+import { parseSpilled, spillingWritable, type SpilledMultipart, type SpilledPart } from './multipart.ts';
 import { verifyEnvelope } from './signatures.ts';
 import { DEFAULT_SPILL_MEMORY_BYTES, Spill } from './spill.ts';
-import { decryptingSink, decryptTransportPayload, feedingSink, transportEncryptedData } from './transport.ts';
+import { decryptingSink, decryptTransportPayload, transportEncryptedData } from './transport.ts';
 import type { DecodeLimits, DecodeOptions, DecodedAttachment, DecodedMessage } from './types.ts';
 
 export type OpenOptions = Pick<DecodeOptions, 'contentType' | 'transportKeys' | 'requireTransportEncryption' | 'tmpDir' | 'syncSpillEvery' | 'limits' | 'policy'> & {
@@ -80,19 +80,12 @@ interface EarlyDecryption {
  * stops reading; the remaining plaintext is dropped so that decryption still reaches the tag.
  */
 function splitWhileDecrypting(spill: Spill, limits: Partial<MimeLimits>): { sink: Writable; inner: Promise<Settled<SpilledMultipart>> } {
-  const feed = new PassThrough();
-  const inner = parseSpilled(feed, spill, { limits }).then(
+  const { writable, result } = spillingWritable(spill, { limits });
+  const inner = result.then(
     (value): Settled<SpilledMultipart> => ({ value }),
-    (error: unknown): Settled<SpilledMultipart> => {
-      feed.destroy();
-      return { error };
-    },
+    (error: unknown): Settled<SpilledMultipart> => ({ error }),
   );
-  const sink = feedingSink(feed, async () => {
-    if (!feed.destroyed) feed.end();
-    await inner;
-  });
-  return { sink, inner };
+  return { sink: writable, inner };
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { OsciError } from '../errors.ts';
-import { parseMultipart, type MimeLimits, type ParsedMultipart, type ParsedPart, type PartHeaders } from '../mime.ts';
+import { multipartWritable, parseMultipart, type MimeLimits, type ParseMultipartOptions, type ParsedMultipart, type ParsedPart, type PartHeaders } from '../mime.ts';
 import type { Spill, SpillSink } from './spill.ts';
 
 export interface SpilledPart {
@@ -39,7 +39,18 @@ export interface SpillParseOptions {
 
 export async function parseSpilled(source: Readable | AsyncIterable<Buffer>, spill: Spill, opts: SpillParseOptions): Promise<SpilledMultipart> {
   const sinks = new Map<number, SpillSink>();
-  const multipart = await parseMultipart(source, {
+  return collect(await parseMultipart(source, spillingOptions(spill, opts, sinks)), sinks, opts);
+}
+
+/** {@link parseSpilled} as a Writable for a producer that pushes its bytes (see multipartWritable). */
+export function spillingWritable(spill: Spill, opts: SpillParseOptions): { writable: Writable; result: Promise<SpilledMultipart> } {
+  const sinks = new Map<number, SpillSink>();
+  const { writable, result } = multipartWritable(spillingOptions(spill, opts, sinks));
+  return { writable, result: result.then((m) => collect(m, sinks, opts)) };
+}
+
+function spillingOptions(spill: Spill, opts: SpillParseOptions, sinks: Map<number, SpillSink>): ParseMultipartOptions {
+  return {
     ...(opts.contentType !== undefined ? { contentType: opts.contentType } : {}),
     ...(opts.limits ? { limits: opts.limits } : {}),
     // The reference library writes a wrong Content-Length on the wire SOAP part (§11); other parts must match.
@@ -52,7 +63,10 @@ export async function parseSpilled(source: Readable | AsyncIterable<Buffer>, spi
       sinks.set(part.index, sink);
       return sink;
     },
-  });
+  };
+}
+
+function collect(multipart: ParsedMultipart, sinks: ReadonlyMap<number, SpillSink>, opts: SpillParseOptions): SpilledMultipart {
   const rootPart = multipart.parts[multipart.root];
   if (!rootPart || rootPart.body === undefined) throw new OsciError('ERR_MIME_MALFORMED', 'the message has no SOAP root part');
   if (rootPart.contentType !== undefined && rootPart.contentType !== 'text/xml' && rootPart.contentType !== 'application/xml') {

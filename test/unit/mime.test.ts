@@ -1,10 +1,12 @@
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { isOsciError } from '../../protocol/errors.ts';
 import {
   binaryPartHeaders,
   isValidBoundary,
+  multipartWritable,
   newBoundary,
   parseContentType,
   parseMultipart,
@@ -313,6 +315,41 @@ describe('protocol/mime', function () {
       const expected = createHash('sha256').update(big).digest();
       expect(hashed.parts[1]?.sha256.equals(expected)).to.equal(true);
       expect(h.digest().equals(expected)).to.equal(true);
+    });
+  });
+
+  describe('parser as a Writable (multipartWritable)', function () {
+    it('parses what is written to it, chunk by chunk, and finishes only after the parse settled', async function () {
+      const att = randomBytes(200_000);
+      const whole = refMessage(att);
+      const { writable, result } = multipartWritable();
+      const pieces: Buffer[] = [];
+      for (let i = 0; i < whole.length; i += 7000) pieces.push(whole.subarray(i, i + 7000));
+      await pipeline(Readable.from(pieces), writable);
+      const m = await result;
+      expect(m.parts[1]?.body?.equals(att)).to.equal(true);
+      expect(m.parts[1]?.sha256.equals(createHash('sha256').update(att).digest())).to.equal(true);
+    });
+
+    it('after a parse failure it drops the rest, so the producer still reaches its end; the failure is the parse\'s', async function () {
+      const broken = Buffer.concat([refMessage(randomBytes(100_000)).subarray(0, 300), Buffer.from('\r\n--'), randomBytes(300_000)]);
+      const m = refMessage(Buffer.from('x'));
+      const bad = Buffer.concat([m.subarray(0, m.indexOf('Content-ID')), Buffer.from('Content-ID: <a>\r\nContent-ID: <b>\r\n\r\n'), randomBytes(300_000)]);
+      for (const input of [broken, bad]) {
+        const { writable, result } = multipartWritable();
+        const pieces: Buffer[] = [];
+        for (let i = 0; i < input.length; i += 65536) pieces.push(input.subarray(i, i + 65536));
+        await pipeline(Readable.from(pieces), writable); // resolves: every byte was taken
+        expect(await rejects(result)).to.equal('ERR_MIME_MALFORMED');
+      }
+    });
+
+    it('destroying it (the producer failed) fails the parse', async function () {
+      const { writable, result } = multipartWritable();
+      writable.on('error', () => undefined); // pipeline() listens in real use
+      writable.write(refMessage(randomBytes(1000)).subarray(0, 500));
+      writable.destroy(new Error('decryption failed'));
+      expect(await rejects(result)).to.equal('ERR_MIME_MALFORMED');
     });
   });
 
