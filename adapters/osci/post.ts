@@ -4,8 +4,9 @@
  * the intermediary when it is the client of a passive recipient (gateway/osci/passive.ts).
  * Redirects are never followed: an OSCI peer is called only at the address the caller chose.
  */
-import { Readable, Transform } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { Transform, type Readable } from 'node:stream';
 import type { EncodedMessage } from '../../protocol/envelope/index.ts';
 import { OsciError } from '../../protocol/errors.ts';
 
@@ -76,48 +77,54 @@ export async function postOsci(endpoint: string, message: EncodedMessage, opts: 
   const idle = opts.idleTimeoutMs !== undefined;
   const limitMs = opts.idleTimeoutMs ?? opts.timeoutMs ?? DEFAULT_OSCI_TIMEOUT_MS;
   const timeout = idle ? `nothing moved for ${limitMs} ms` : `no complete answer within ${limitMs} ms`;
-  const ctrl = new AbortController();
-  const timer = setTimeout(() => ctrl.abort(new DOMException(timeout, 'TimeoutError')), limitMs);
-  const signal = ctrl.signal;
-  const touch = idle ? () => void timer.refresh() : () => undefined;
   const body: Readable = message.stream;
-  let sent = 0;
-  const progress = opts.onUploadProgress;
-  if (progress || idle) {
-    body.on('data', (c: Buffer) => {
-      touch();
-      sent += c.length;
-      progress?.(sent, message.length);
+  const headers: Record<string, string> = { 'content-type': message.contentType };
+  if (message.length !== undefined) headers['content-length'] = String(message.length);
+  // node:http rather than fetch(): no web-stream adapters per chunk on a 200 MB upload or answer (BENCHMARKS.md).
+  const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: 'POST', headers });
+  return new Promise<OsciHttpAnswer>((resolve, reject) => {
+    let answer: Readable | undefined;
+    const timer = setTimeout(() => {
+      const e = new DOMException(timeout, 'TimeoutError');
+      if (answer) answer.destroy(remote(url.href, 'answer broken off by', e, timeout));
+      else fail(e);
+    }, limitMs);
+    const touch = idle ? () => void timer.refresh() : () => undefined;
+    /** Before the answer's headers: the exchange fails as a whole. */
+    const fail = (e: unknown) => {
+      clearTimeout(timer);
+      req.destroy();
+      body.destroy();
+      reject(e instanceof OsciError ? e : remote(url.href, 'cannot reach', e, timeout));
+    };
+    req.on('error', (e) => {
+      if (answer) body.destroy(); // the answer stream reports a broken connection itself
+      else fail(e);
     });
-  }
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': message.contentType, ...(message.length !== undefined ? { 'content-length': String(message.length) } : {}) },
-      body: Readable.toWeb(body) as unknown as RequestInit['body'],
-      duplex: 'half',
-      redirect: 'error',
-      signal,
-    } as RequestInit);
-  } catch (e) {
-    clearTimeout(timer);
-    body.destroy();
-    throw remote(url.href, 'cannot reach', e, timeout);
-  }
-  touch();
-  if (!res.body) {
-    clearTimeout(timer);
-    throw new OsciError('ERR_REMOTE', `empty HTTP ${res.status} answer from ${url.href}`);
-  }
-  const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (opts.maxResponseBytes !== undefined && Number.isFinite(declared) && declared > opts.maxResponseBytes) {
-    clearTimeout(timer);
-    await res.body.cancel().catch(() => undefined);
-    throw new OsciError('ERR_TOO_LARGE', `the answer of ${url.href} announces ${declared} bytes, more than ${opts.maxResponseBytes}`);
-  }
-  const src = Readable.fromWeb(res.body as WebReadableStream);
-  const answer = bounded(src, opts.maxResponseBytes, (e) => remote(url.href, 'answer broken off by', e, timeout), touch);
-  answer.once('close', () => clearTimeout(timer));
-  return { status: res.status, contentType: res.headers.get('content-type') ?? undefined, body: answer };
+    body.on('error', (e) => (answer ? undefined : fail(e)));
+    req.on('response', (res) => {
+      touch();
+      const status = res.statusCode ?? 0;
+      // Redirects are never followed (see the module comment).
+      if (status >= 300 && status < 400) return (res.resume(), fail(new OsciError('ERR_REMOTE', `${url.href} answered with a redirect (HTTP ${status}); not followed`)));
+      const declared = Number(res.headers['content-length'] ?? NaN);
+      if (opts.maxResponseBytes !== undefined && Number.isFinite(declared) && declared > opts.maxResponseBytes) {
+        res.destroy();
+        return fail(new OsciError('ERR_TOO_LARGE', `the answer of ${url.href} announces ${declared} bytes, more than ${opts.maxResponseBytes}`));
+      }
+      answer = bounded(res, opts.maxResponseBytes, (e) => remote(url.href, 'answer broken off by', e, timeout), touch);
+      answer.once('close', () => clearTimeout(timer));
+      resolve({ status, contentType: res.headers['content-type'], body: answer });
+    });
+    let sent = 0;
+    const progress = opts.onUploadProgress;
+    if (progress || idle) {
+      body.on('data', (c: Buffer) => {
+        touch();
+        sent += c.length;
+        progress?.(sent, message.length);
+      });
+    }
+    body.pipe(req);
+  });
 }

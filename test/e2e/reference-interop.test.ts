@@ -8,6 +8,7 @@
 import { expect } from 'chai';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -162,9 +163,9 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       });
     }
 
-    function bobClient(): OsciClient {
+    function bobClient(endpoint = `${server.url}/osci`): OsciClient {
       return new OsciClient({
-        endpoint: `${server.url}/osci`,
+        endpoint,
         intermediary: { cipher: managerCipher, signature: managerSig },
         signer: { key: bobSig.key, cert: bobSig.certificate },
         cipher: { key: bobCipher.key, cert: bobCipher.certificate },
@@ -173,19 +174,28 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     }
 
     /** Records the raw HTTP responses of `fn`'s requests (the client decodes the very same bytes). */
-    async function capturing<T>(fn: () => Promise<T>): Promise<{ result: T; responses: Captured[] }> {
-      const original = globalThis.fetch;
+    /** Runs `fn` against a recording proxy in front of the intermediary: every answer, as it crossed the wire. */
+    async function capturing<T>(fn: (endpoint: string) => Promise<T>): Promise<{ result: T; responses: Captured[] }> {
       const responses: Captured[] = [];
-      globalThis.fetch = async (input, init) => {
-        const res = await original(input, init);
-        const raw = Buffer.from(await res.arrayBuffer());
-        responses.push({ contentType: res.headers.get('content-type') ?? '', raw });
-        return new Response(raw, { status: res.status, headers: res.headers });
-      };
+      const target = new URL(`${server.url}/osci`);
+      const proxy = createServer((req, res) => {
+        const up = httpRequest(target, { method: req.method, headers: req.headers }, (answer) => {
+          const chunks: Buffer[] = [];
+          answer.on('data', (c: Buffer) => chunks.push(c));
+          answer.on('end', () => {
+            const raw = Buffer.concat(chunks);
+            responses.push({ contentType: String(answer.headers['content-type'] ?? ''), raw });
+            res.writeHead(answer.statusCode ?? 502, answer.headers).end(raw);
+          });
+        });
+        req.pipe(up);
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
       try {
-        return { result: await fn(), responses };
+        return { result: await fn(`http://127.0.0.1:${(proxy.address() as { port: number }).port}/osci`), responses };
       } finally {
-        globalThis.fetch = original;
+        proxy.closeAllConnections();
+        await new Promise<void>((r) => proxy.close(() => r()));
       }
     }
 
@@ -273,8 +283,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     it('Bob opens a dialog, fetches the delivery by MessageId, opens Alice’s content with his key and closes; every response is XSD-valid', async () => {
       const want = expectedContent();
       expect(want.base64.toString()).to.match(/^Hello Bob/);
-      const { result, responses } = await capturing(async () => {
-        const dialog = await bobClient().openDialog();
+      const { result, responses } = await capturing(async (endpoint) => {
+        const dialog = await bobClient(endpoint).openDialog();
         const got = await dialog.fetchDelivery({ by: 'messageId', messageId: REF_MESSAGE_ID });
         expect(got, 'the delivery is handed out').to.not.equal(undefined);
         if (!got) throw new Error('no delivery');

@@ -14,15 +14,19 @@ async function read(r: Readable): Promise<string> {
   return s;
 }
 
-describe('OSCI HTTP exchange timeouts (adapters/osci/post.ts)', () => {
+describe('OSCI HTTP exchange (adapters/osci/post.ts): timeouts, redirects, limits', () => {
   let server: Server;
   let url = '';
 
   before(async () => {
     // /trickle: 8 chunks 100 ms apart (0.8 s in all); /stall: one chunk, then silence.
     server = createServer((req, res) => {
-      req.resume();
+      let received = 0;
+      req.on('data', (c: Buffer) => (received += c.length));
       req.on('end', () => {
+        if (req.url === '/redirect') return void res.writeHead(307, { location: `${url}/trickle` }).end();
+        if (req.url === '/big') return void res.writeHead(200, { 'content-length': '1000' }).end(Buffer.alloc(1000));
+        if (req.url === '/count') return void res.writeHead(200, { 'content-type': 'text/plain' }).end(String(received));
         res.writeHead(200, { 'content-type': 'text/plain' });
         void (async () => {
           if (req.url === '/stall') return void res.write('a');
@@ -60,5 +64,37 @@ describe('OSCI HTTP exchange timeouts (adapters/osci/post.ts)', () => {
     const e = await read(r.body).then(() => undefined, (x: unknown) => x);
     expect((e as OsciError).code).to.equal('ERR_REMOTE');
     expect((e as OsciError).message).to.match(/nothing moved for 300 ms/);
+  });
+
+  it('does not follow a redirect: ERR_REMOTE', async () => {
+    const e = await postOsci(`${url}/redirect`, message()).then(() => undefined, (x: unknown) => x);
+    expect((e as OsciError).code).to.equal('ERR_REMOTE');
+    expect((e as OsciError).message).to.match(/redirect \(HTTP 307\); not followed/);
+  });
+
+  it('refuses an answer that announces more than maxResponseBytes (ERR_TOO_LARGE), and an unreachable peer is ERR_REMOTE', async () => {
+    const big = await postOsci(`${url}/big`, message(), { maxResponseBytes: 10 }).then(() => undefined, (x: unknown) => x);
+    expect((big as OsciError).code).to.equal('ERR_TOO_LARGE');
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const e = await postOsci(`http://127.0.0.1:${port}/`, message()).then(() => undefined, (x: unknown) => x);
+    expect((e as OsciError).code).to.equal('ERR_REMOTE');
+    expect((e as OsciError).message).to.match(/^cannot reach/);
+  });
+
+  it('streams a large upload and reports its progress up to the last byte', async () => {
+    const chunk = Buffer.alloc(256 * 1024, 7);
+    const n = 12;
+    const progress: number[] = [];
+    const r = await postOsci(
+      `${url}/count`,
+      { contentType: 'application/octet-stream', headers: {}, length: n * chunk.length, stream: Readable.from(Array.from({ length: n }, () => chunk)) },
+      { onUploadProgress: (sent) => progress.push(sent) },
+    );
+    expect(r.status).to.equal(200);
+    expect(await read(r.body)).to.equal(String(n * chunk.length));
+    expect(progress.at(-1)).to.equal(n * chunk.length);
   });
 });
