@@ -1,10 +1,12 @@
 /** One OSCI HTTP exchange (adapters/osci/post.ts): a fixed deadline, or an idle timeout that lets slow large transfers finish. */
 import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { postOsci } from '../../adapters/osci/post.ts';
 import { OsciError } from '../../protocol/errors.ts';
+import { selfSignedIdentity } from '../helpers/keys.ts';
 
 const message = (body = 'x') => ({ contentType: 'text/plain', headers: {}, length: body.length, stream: Readable.from([Buffer.from(body)]) });
 
@@ -96,5 +98,25 @@ describe('OSCI HTTP exchange (adapters/osci/post.ts): timeouts, redirects, limit
     expect(r.status).to.equal(200);
     expect(await read(r.body)).to.equal(String(n * chunk.length));
     expect(progress.at(-1)).to.equal(n * chunk.length);
+  });
+
+  it('verifies the peer\'s TLS certificate: an untrusted one is refused (ERR_REMOTE) before anything is sent', async () => {
+    const id = selfSignedIdentity('127.0.0.1');
+    let called = false;
+    const tls = createTlsServer({ key: id.key.export({ type: 'pkcs8', format: 'pem' }), cert: id.cert.toString() }, (_req, res) => {
+      called = true;
+      res.end();
+    });
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+    try {
+      const port = (tls.address() as { port: number }).port;
+      const e = await postOsci(`https://127.0.0.1:${port}/`, message()).then(() => undefined, (x: unknown) => x);
+      expect((e as OsciError).code).to.equal('ERR_REMOTE');
+      expect((e as OsciError).message).to.match(/^cannot reach .*certificate/);
+      expect(called).to.equal(false);
+    } finally {
+      tls.closeAllConnections();
+      await new Promise<void>((r) => tls.close(() => r()));
+    }
   });
 });
