@@ -107,22 +107,11 @@ class DelimiterScan {
     this.carry = initial;
   }
   push(chunk: Buffer): boolean {
-    let last = chunk;
-    if (this.carry.length > 0) {
-      // A delimiter that begins in the carry ends within its length - 1 next bytes.
-      const reach = Math.min(chunk.length, this.delimiter.length - 1);
-      const edge = Buffer.concat([this.carry, chunk.subarray(0, reach)]);
-      if (edge.indexOf(this.delimiter) !== -1) return true;
-      if (reach < chunk.length) {
-        if (chunk.indexOf(this.delimiter) !== -1) return true;
-      } else {
-        last = edge; // a short chunk: the carry may still begin a delimiter
-      }
-    } else if (chunk.indexOf(this.delimiter) !== -1) {
-      return true;
-    }
-    const keep = delimiterPrefixAtEnd(last, this.delimiter);
-    this.carry = Buffer.from(last.subarray(last.length - keep));
+    // The carry is empty unless the previous chunk ended in a possible beginning of the delimiter (rare).
+    const joined = this.carry.length === 0 ? chunk : Buffer.concat([this.carry, chunk]);
+    if (joined.indexOf(this.delimiter) !== -1) return true;
+    const keep = delimiterPrefixAtEnd(joined, this.delimiter);
+    this.carry = Buffer.from(joined.subarray(joined.length - keep));
     return false;
   }
 }

@@ -4,8 +4,8 @@
  * the intermediary when it is the client of a passive recipient (gateway/osci/passive.ts).
  * Redirects are never followed: an OSCI peer is called only at the address the caller chose.
  */
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Transform, type Readable } from 'node:stream';
 import type { EncodedMessage } from '../../protocol/envelope/index.ts';
 import { OsciError } from '../../protocol/errors.ts';
@@ -72,6 +72,18 @@ function bounded(src: Readable, max: number | undefined, onError: (e: unknown) =
   return src.pipe(out);
 }
 
+/**
+ * Connections are reused, but an idle one is closed after 4 s, before the 5 s keep-alive timeout common on servers
+ * (Node's own): a POST must not be sent on a connection the server is closing at that moment.
+ */
+const AGENTS = {
+  'http:': new HttpAgent({ keepAlive: true, timeout: 4000 }),
+  'https:': new HttpsAgent({ keepAlive: true, timeout: 4000 }),
+};
+
+/** Answers that carry no body by definition (RFC 9110 §15.3.5, §15.3.6, §15.4.5). */
+const BODYLESS = new Set([204, 205, 304]);
+
 export async function postOsci(endpoint: string, message: EncodedMessage, opts: PostOsciOptions = {}): Promise<OsciHttpAnswer> {
   const url = osciEndpointUrl(endpoint);
   const idle = opts.idleTimeoutMs !== undefined;
@@ -80,40 +92,54 @@ export async function postOsci(endpoint: string, message: EncodedMessage, opts: 
   const body: Readable = message.stream;
   const headers: Record<string, string> = { 'content-type': message.contentType };
   if (message.length !== undefined) headers['content-length'] = String(message.length);
-  // node:http rather than fetch(): no web-stream adapters per chunk on a 200 MB upload or answer (BENCHMARKS.md).
-  const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: 'POST', headers });
   return new Promise<OsciHttpAnswer>((resolve, reject) => {
+    let req: ClientRequest | undefined;
     let answer: Readable | undefined;
+    /** Before the answer's headers: the exchange fails as a whole. */
+    const fail = (e: unknown) => {
+      clearTimeout(timer);
+      req?.destroy();
+      body.destroy();
+      reject(e instanceof OsciError ? e : remote(url.href, 'cannot reach', e, timeout));
+    };
     const timer = setTimeout(() => {
       const e = new DOMException(timeout, 'TimeoutError');
       if (answer) answer.destroy(remote(url.href, 'answer broken off by', e, timeout));
       else fail(e);
     }, limitMs);
     const touch = idle ? () => void timer.refresh() : () => undefined;
-    /** Before the answer's headers: the exchange fails as a whole. */
-    const fail = (e: unknown) => {
-      clearTimeout(timer);
-      req.destroy();
-      body.destroy();
-      reject(e instanceof OsciError ? e : remote(url.href, 'cannot reach', e, timeout));
-    };
-    req.on('error', (e) => {
+    try {
+      // node:http rather than fetch(): no web-stream adapters per chunk on a 200 MB upload or answer (BENCHMARKS.md).
+      req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: 'POST', headers, agent: AGENTS[url.protocol as 'http:' | 'https:'] });
+    } catch (e) {
+      return fail(e);
+    }
+    const sending = req;
+    sending.on('error', (e) => {
       if (answer) body.destroy(); // the answer stream reports a broken connection itself
       else fail(e);
     });
     body.on('error', (e) => (answer ? undefined : fail(e)));
-    req.on('response', (res) => {
+    sending.on('response', (res) => {
       touch();
       const status = res.statusCode ?? 0;
       // Redirects are never followed (see the module comment).
-      if (status >= 300 && status < 400) return (res.resume(), fail(new OsciError('ERR_REMOTE', `${url.href} answered with a redirect (HTTP ${status}); not followed`)));
+      if (status >= 300 && status < 400 && status !== 304) return (res.resume(), fail(new OsciError('ERR_REMOTE', `${url.href} answered with a redirect (HTTP ${status}); not followed`)));
+      if (BODYLESS.has(status)) return (res.resume(), fail(new OsciError('ERR_REMOTE', `empty HTTP ${status} answer from ${url.href}`)));
       const declared = Number(res.headers['content-length'] ?? NaN);
       if (opts.maxResponseBytes !== undefined && Number.isFinite(declared) && declared > opts.maxResponseBytes) {
         res.destroy();
         return fail(new OsciError('ERR_TOO_LARGE', `the answer of ${url.href} announces ${declared} bytes, more than ${opts.maxResponseBytes}`));
       }
       answer = bounded(res, opts.maxResponseBytes, (e) => remote(url.href, 'answer broken off by', e, timeout), touch);
-      answer.once('close', () => clearTimeout(timer));
+      answer.once('close', () => {
+        clearTimeout(timer);
+        // An answer that came (or was dropped) before the whole request was sent ends the exchange: stop sending.
+        if (!sending.writableFinished) {
+          sending.destroy();
+          body.destroy();
+        }
+      });
       resolve({ status, contentType: res.headers['content-type'], body: answer });
     });
     let sent = 0;
@@ -125,6 +151,6 @@ export async function postOsci(endpoint: string, message: EncodedMessage, opts: 
         progress?.(sent, message.length);
       });
     }
-    body.pipe(req);
+    body.pipe(sending);
   });
 }

@@ -20,7 +20,7 @@ import type { OsciMessage } from '../model.ts';
 import { parseSoap, type ParsedSoap } from '../soap-parse.ts';
 import { parseSpilled, spillingWritable, type SpilledMultipart, type SpilledPart } from './multipart.ts';
 import { verifyEnvelope } from './signatures.ts';
-import { DEFAULT_SPILL_MEMORY_BYTES, Spill } from './spill.ts';
+import { Spill } from './spill.ts';
 import { decryptingSink, decryptTransportPayload, transportEncryptedData } from './transport.ts';
 import type { DecodeLimits, DecodeOptions, DecodedAttachment, DecodedMessage } from './types.ts';
 
@@ -103,7 +103,7 @@ function transportFailure(e: unknown, opts: OpenOptions): { code: ErrorCode; mes
 
 /** Steps 1 and 2: MIME and transport decryption. */
 export async function openMessage(body: Readable | Buffer, opts: OpenOptions): Promise<OpenedMessage> {
-  const spill = Spill.lazy(opts.tmpDir, DEFAULT_SPILL_MEMORY_BYTES, opts.syncSpillEvery);
+  const spill = Spill.lazy(opts.tmpDir, opts.syncSpillEvery === undefined ? {} : { syncEvery: opts.syncSpillEvery });
   const dispose = () => spill.dispose();
   const policy = opts.policy ?? DEFAULT_POLICY;
   let early: EarlyDecryption | undefined;
@@ -176,7 +176,7 @@ export async function openMessage(body: Readable | Buffer, opts: OpenOptions): P
           return s.value;
         };
       } else {
-        const plain = spill.sink('plain');
+        const plain = spill.sink('plain', { sync: false });
         try {
           ({ recipient } = await decryptTransportPayload(outerSoap, (c) => (c === cid ? payload?.body.open() : undefined), opts.transportKeys, plain, policy));
         } catch (e) {

@@ -22,6 +22,10 @@ export const DEFAULT_SPILL_MEMORY_BYTES = 4 * 1024 * 1024;
  */
 export const FILE_STREAM_BYTES = 1024 * 1024;
 
+/** Background flushes ({@link SpillSink} with syncEvery) in flight in this process, and their limit. */
+let backgroundFlushes = 0;
+const MAX_BACKGROUND_FLUSHES = 1;
+
 export class Spill {
   private n = 0;
   private disposed = false;
@@ -33,7 +37,7 @@ export class Spill {
     private readonly parent: string,
     /** Budget of {@link SpillSink} bodies kept in memory (0: every sink writes a file). */
     readonly memoryLimit = 0,
-    /** A {@link SpillSink}'s file is flushed to disk (fdatasync, in the background) after every this many bytes. */
+    /** A part sink's file is flushed to disk (fdatasync, in the background) after every this many bytes. */
     readonly syncEvery?: number,
   ) {}
 
@@ -45,8 +49,8 @@ export class Spill {
   }
 
   /** Like {@link create}, but the directory is made only when the first file is needed. */
-  static lazy(parent: string, memoryLimit = DEFAULT_SPILL_MEMORY_BYTES, syncEvery?: number): Spill {
-    return new Spill(parent, memoryLimit, syncEvery);
+  static lazy(parent: string, opts: { memoryLimit?: number; syncEvery?: number } = {}): Spill {
+    return new Spill(parent, opts.memoryLimit ?? DEFAULT_SPILL_MEMORY_BYTES, opts.syncEvery);
   }
 
   get dir(): string {
@@ -99,9 +103,12 @@ export class Spill {
     this.inMemory = Math.max(0, this.inMemory - n);
   }
 
-  /** A sink for one body: in memory within the budget, else a file of this directory. */
-  sink(kind = 'part'): SpillSink {
-    return new SpillSink(this, kind);
+  /**
+   * A sink for one body: in memory within the budget, else a file of this directory. `sync: false` for a body that
+   * is only passed through (it is never kept, so {@link syncEvery} would only cost disk work).
+   */
+  sink(kind = 'part', opts: { sync?: boolean } = {}): SpillSink {
+    return new SpillSink(this, kind, opts.sync === false ? undefined : this.syncEvery);
   }
 
   async dispose(): Promise<void> {
@@ -133,6 +140,7 @@ export class SpillSink extends Writable {
   constructor(
     private readonly spill: Spill,
     private readonly kind: string,
+    private readonly syncEvery?: number,
   ) {
     // Not destroyed after 'finish': the body is read afterwards; destroy() (a failure) or drop() frees it.
     super({ autoDestroy: false });
@@ -177,7 +185,7 @@ export class SpillSink extends Writable {
     const file = this.file as WriteStream;
     if (this.fileError !== undefined) return cb(this.fileError as Error);
     this.unsynced += chunk.length;
-    if (this.spill.syncEvery !== undefined && this.unsynced >= this.spill.syncEvery) this.syncInBackground();
+    if (this.syncEvery !== undefined && this.unsynced >= this.syncEvery) this.syncInBackground();
     if (file.write(chunk)) return cb();
     const done = (e?: Error) => {
       file.off('drain', onDrain);
@@ -190,14 +198,18 @@ export class SpillSink extends Writable {
   }
 
   /**
-   * Starts writing back what the file holds so far (at most one flush at a time): the disk works while the rest
-   * arrives. Only an optimisation: whoever keeps the file still fsyncs it, so a failed flush is ignored.
+   * Starts writing back what the file holds so far: the disk works while the rest arrives. At most one flush per
+   * file and {@link MAX_BACKGROUND_FLUSHES} per process (each holds a libuv pool thread); when none is free the flush
+   * is skipped and tried again with the next chunk. Only an optimisation: whoever keeps the file still fsyncs it,
+   * so a failed flush is ignored. The file descriptor is closed only after a flush in progress returned.
    */
   private syncInBackground(): void {
     const fd = this.fd;
-    if (this.syncing !== undefined || fd === undefined) return;
+    if (this.syncing !== undefined || fd === undefined || backgroundFlushes >= MAX_BACKGROUND_FLUSHES) return;
     this.unsynced = 0;
+    backgroundFlushes++;
     this.syncing = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).then(() => {
+      backgroundFlushes--;
       this.syncing = undefined;
     });
   }
@@ -218,11 +230,14 @@ export class SpillSink extends Writable {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.file?.destroy();
     this.spill.release(this.held);
     this.held = 0;
     this.chunks = [];
-    cb(err);
+    const file = this.file;
+    void Promise.resolve(this.syncing).then(() => {
+      file?.destroy();
+      cb(err);
+    });
   }
 
   /** A fresh stream of the body (only after the sink finished). */
@@ -241,6 +256,7 @@ export class SpillSink extends Writable {
     this.held = 0;
     this.chunks = [];
     this.joined = undefined;
+    await this.syncing;
     if (this.file && !this.file.closed) this.file.destroy();
     if (this.filePath !== undefined) await this.spill.remove(this.filePath);
   }

@@ -173,7 +173,6 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       });
     }
 
-    /** Records the raw HTTP responses of `fn`'s requests (the client decodes the very same bytes). */
     /** Runs `fn` against a recording proxy in front of the intermediary: every answer, as it crossed the wire. */
     async function capturing<T>(fn: (endpoint: string) => Promise<T>): Promise<{ result: T; responses: Captured[] }> {
       const responses: Captured[] = [];
@@ -188,6 +187,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
             res.writeHead(answer.statusCode ?? 502, answer.headers).end(raw);
           });
         });
+        up.on('error', () => res.destroy());
+        req.on('error', () => up.destroy());
         req.pipe(up);
       });
       await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));

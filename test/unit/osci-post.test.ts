@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { postOsci } from '../../adapters/osci/post.ts';
@@ -27,6 +28,7 @@ describe('OSCI HTTP exchange (adapters/osci/post.ts): timeouts, redirects, limit
       req.on('data', (c: Buffer) => (received += c.length));
       req.on('end', () => {
         if (req.url === '/redirect') return void res.writeHead(307, { location: `${url}/trickle` }).end();
+        if (req.url === '/empty') return void res.writeHead(204).end();
         if (req.url === '/big') return void res.writeHead(200, { 'content-length': '1000' }).end(Buffer.alloc(1000));
         if (req.url === '/count') return void res.writeHead(200, { 'content-type': 'text/plain' }).end(String(received));
         res.writeHead(200, { 'content-type': 'text/plain' });
@@ -117,6 +119,36 @@ describe('OSCI HTTP exchange (adapters/osci/post.ts): timeouts, redirects, limit
     } finally {
       tls.closeAllConnections();
       await new Promise<void>((r) => tls.close(() => r()));
+    }
+  });
+
+  it('an empty 204 answer is ERR_REMOTE, not an OSCI message', async () => {
+    const e = await postOsci(`${url}/empty`, message()).then(() => undefined, (x: unknown) => x);
+    expect((e as OsciError).code).to.equal('ERR_REMOTE');
+    expect((e as OsciError).message).to.match(/empty HTTP 204 answer/);
+  });
+
+  it('an answer that came before the whole request was sent ends the upload (the body is released)', async () => {
+    // A peer that answers as soon as it has the request head, then reads nothing more and keeps the connection.
+    const held: Socket[] = [];
+    const peer = createNetServer((sock) => {
+      held.push(sock);
+      sock.once('data', () => {
+        sock.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok');
+        sock.pause();
+      });
+    });
+    await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
+    try {
+      let n = 0;
+      const body = new Readable({ read() { this.push(++n > 3200 ? null : Buffer.alloc(64 * 1024, 1)); } }); // 200 MiB
+      const r = await postOsci(`http://127.0.0.1:${(peer.address() as { port: number }).port}/`, { contentType: 'text/plain', headers: {}, stream: body }, { timeoutMs: 10_000 });
+      expect(await read(r.body)).to.equal('ok');
+      for (let i = 0; i < 50 && !body.destroyed; i++) await sleep(20);
+      expect(body.destroyed, 'the rest of the upload is abandoned').to.equal(true);
+    } finally {
+      for (const sock of held) sock.destroy();
+      await new Promise<void>((r) => peer.close(() => r()));
     }
   });
 });
