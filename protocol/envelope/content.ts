@@ -77,7 +77,6 @@ function contentDoc(): Document {
   return parseXml(`<osci:ContentPackage${decls}/>`);
 }
 
-/** Counts the plaintext and refuses a source that does not deliver exactly `size` bytes. */
 /** Passes exactly `size` bytes on (else ERR_USAGE), hashing them into `hash`. */
 function exactSize(size: number, what: string, hash: Hash): Transform {
   let n = 0;

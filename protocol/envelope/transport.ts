@@ -186,26 +186,10 @@ export function decryptingSink(
   policy: CryptoPolicy = DEFAULT_POLICY,
 ): { sink: Writable; done: Promise<{ recipient?: X509Certificate; cid: string }> } {
   const feed = new PassThrough();
+  feed.on('error', () => undefined); // reported by decryptTransportPayload, which reads it
   const done = decryptTransportPayload(soap, (c) => (c === cid ? feed : undefined), keys, out, policy);
-  const sink = feedingSink(feed, async () => {
-    feed.end();
-    await done;
-  });
-  done.catch((e: unknown) => {
-    sink.destroy(e as Error);
-    out.destroy(); // also when no key opened the payload and `out` never received a byte
-  });
-  return { sink, done };
-}
-
-/**
- * A Writable passing its chunks on to `feed` with backpressure; once `feed` is closed (its reader gave up),
- * further chunks are dropped. It finishes when `finish` resolves (and fails when it rejects); destroying it
- * destroys `feed`.
- */
-export function feedingSink(feed: PassThrough, finish: () => Promise<void>): Writable {
-  feed.on('error', () => undefined); // reported by whoever reads it
-  return new Writable({
+  // Passes the chunks on with backpressure; once `feed` is closed (its reader gave up), further chunks are dropped.
+  const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
       if (feed.destroyed || feed.write(chunk)) return cb();
       const settle = () => {
@@ -217,7 +201,8 @@ export function feedingSink(feed: PassThrough, finish: () => Promise<void>): Wri
       feed.once('close', settle);
     },
     final(cb) {
-      finish().then(
+      feed.end();
+      done.then(
         () => cb(),
         (e: unknown) => cb(e as Error),
       );
@@ -227,4 +212,9 @@ export function feedingSink(feed: PassThrough, finish: () => Promise<void>): Wri
       cb(err);
     },
   });
+  done.catch((e: unknown) => {
+    sink.destroy(e as Error);
+    out.destroy(); // also when no key opened the payload and `out` never received a byte
+  });
+  return { sink, done };
 }

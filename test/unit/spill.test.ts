@@ -85,8 +85,13 @@ describe('protocol/envelope/spill', function () {
     for (let i = 0; i < 48; i++) {
       if (!sink.write(randomBytes(64 * 1024))) await once(sink, 'drain');
     }
+    const file = sink.path;
+    expect(file, 'the body went to a file').to.be.a('string');
+    const closed = new Promise((r) => sink.once('close', r));
     sink.destroy(new Error('client went away'));
+    await closed; // destroy completes once a flush in progress returned
     await sink.drop();
+    expect(fs.existsSync(file as string), 'drop removes the file itself').to.equal(false);
     await spill.dispose();
     expect(fs.readdirSync(dir)).to.deep.equal([]);
   });
