@@ -1,7 +1,8 @@
 /**
- * Embedded store: SQLite (WAL, synchronous=FULL) at `<dataDir>/amtsbote.sqlite`, payload files under
- * `<dataDir>/payloads/` (payloads.ts). One process per data dir. better-sqlite3 is synchronous, so every
- * transaction here is short and never spans an await; payload I/O happens outside transactions.
+ * Embedded store: SQLite (WAL, synchronous=NORMAL plus a group-committed fdatasync of the WAL after every write,
+ * wal-sync.ts) at `<dataDir>/amtsbote.sqlite`, payload files under `<dataDir>/payloads/` (payloads.ts).
+ * better-sqlite3 is synchronous, so every transaction here is short and never spans an await; payload I/O and
+ * the WAL flush happen outside transactions, and no write method resolves before its commit is on disk.
  */
 import Database from 'better-sqlite3';
 import { mkdir } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { OsciError } from '../../protocol/errors.ts';
 import { PayloadFiles } from './payloads.ts';
+import { WalSync } from './wal-sync.ts';
 import { processCardSelection, sqliteParams, waitingSelection } from './queries.ts';
 import {
   certificateFromRow,
@@ -71,6 +73,7 @@ import {
 } from './values.ts';
 
 const SCHEMA_VERSION = '1';
+const DB_FILE = 'amtsbote.sqlite';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -113,11 +116,13 @@ export class SqliteStore implements Store {
   readonly dataDir: string;
   readonly payloads: PayloadFiles;
   private readonly db: Database.Database;
+  private readonly wal: WalSync;
   private closed = false;
 
   private constructor(dataDir: string, db: Database.Database) {
     this.dataDir = dataDir;
     this.db = db;
+    this.wal = new WalSync(join(dataDir, `${DB_FILE}-wal`));
     this.payloads = new PayloadFiles(join(dataDir, 'payloads'));
   }
 
@@ -126,11 +131,12 @@ export class SqliteStore implements Store {
     return guarded(async () => {
       const dir = resolve(dataDir);
       await mkdir(dir, { recursive: true });
-      const db = new Database(join(dir, 'amtsbote.sqlite'));
+      const db = new Database(join(dir, DB_FILE));
       try {
         db.pragma('journal_mode = WAL');
-        // FULL: the WAL is fsynced at every commit, so a resolved commit survives power loss.
-        db.pragma('synchronous = FULL');
+        // NORMAL: a commit does not fsync the WAL on the event loop; every write method awaits `durable()` (one
+        // fdatasync of the WAL on the libuv pool for all commits before it), so a resolved write survives power loss.
+        db.pragma('synchronous = NORMAL');
         db.pragma('foreign_keys = ON');
         db.pragma('busy_timeout = 10000');
       } catch (err) {
@@ -156,12 +162,29 @@ export class SqliteStore implements Store {
     return st;
   }
 
+  /** Resolves once every commit made before the call is on disk (group commit, wal-sync.ts). */
+  durable(): Promise<void> {
+    return guarded(() => this.wal.sync());
+  }
+
+  /** WAL flushes this store started (each covers every commit before it). */
+  get walFlushes(): number {
+    return this.wal.flushes;
+  }
+
+  /** A write (one statement or one transaction), resolved once it is on disk. */
+  private async written<T>(fn: () => T): Promise<T> {
+    const result = await guarded(fn);
+    await this.durable();
+    return result;
+  }
+
   private claimKey(messageId: string): string {
     return `${this.dataDir}\0${messageId}`;
   }
 
   async migrate(): Promise<void> {
-    await guarded(() => {
+    await this.written(() => {
       this.db.transaction(() => {
         this.db.exec(SCHEMA);
         const row = this.stmt('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
@@ -184,7 +207,10 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await guarded(() => this.db.close());
+    await guarded(async () => {
+      await this.wal.close();
+      this.db.close();
+    });
   }
 
   // participants and certificates
@@ -193,7 +219,7 @@ export class SqliteStore implements Store {
     const id = checkId(p.id, 'participant id');
     const name = checkOptionalText(p.name, 'name');
     const endpointUrl = checkOptionalText(p.endpointUrl, 'endpointUrl');
-    await guarded(() => {
+    await this.written(() => {
       this.stmt(
         `INSERT INTO participants (id, name, endpoint_url, created) VALUES (?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET name = COALESCE(excluded.name, name), endpoint_url = COALESCE(excluded.endpoint_url, endpoint_url)`,
@@ -221,7 +247,7 @@ export class SqliteStore implements Store {
     const notAfter = toMs(checkDate(c.notAfter, 'notAfter'));
     if (notAfter < notBefore) throw misuse('notAfter lies before notBefore');
     const fingerprint = sha256Hex(c.der);
-    return guarded(() =>
+    return this.written(() =>
       this.db
         .transaction(() => {
           if (this.stmt('SELECT 1 FROM participants WHERE id = ?').get(participantId) === undefined) {
@@ -273,7 +299,7 @@ export class SqliteStore implements Store {
   async revokeCertificate(fingerprintHex: string, at: Date): Promise<void> {
     const fp = checkFingerprint(fingerprintHex);
     const when = toMs(checkDate(at, 'at'));
-    await guarded(() => {
+    await this.written(() => {
       const r = this.stmt('UPDATE certificates SET revoked = MIN(COALESCE(revoked, ?), ?) WHERE fingerprint = ?').run(when, when, fp);
       if (r.changes === 0) throw notFound('certificate');
     });
@@ -283,7 +309,7 @@ export class SqliteStore implements Store {
 
   async createDialog(d: NewDialog): Promise<string> {
     const c = dialogColumns(d);
-    return guarded(() => {
+    return this.written(() => {
       const insert = this.stmt(
         `INSERT INTO dialogs (conversation_id, client_fingerprint, sequence_number, challenge, open, created, last_activity, pending_receptions, data)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING`,
@@ -308,8 +334,9 @@ export class SqliteStore implements Store {
     if (!isConversationId(conversationId)) throw new OsciError('ERR_DIALOG_UNKNOWN', 'unknown dialog');
     // fn's own error is rethrown unchanged; only the store's own failures become "store failure".
     let fnError: { err: unknown } | undefined;
+    let result: T;
     try {
-      return this.db
+      result = this.db
         .transaction(() => {
           const row = this.stmt('SELECT * FROM dialogs WHERE conversation_id = ?').get(conversationId) as DialogRow | undefined;
           if (row === undefined) throw new OsciError('ERR_DIALOG_UNKNOWN', 'unknown dialog');
@@ -334,11 +361,13 @@ export class SqliteStore implements Store {
       if (fnError !== undefined) throw fnError.err;
       throw storeFailure(err);
     }
+    await this.durable();
+    return result;
   }
 
   async pruneDialogs(before: Date): Promise<number> {
     const when = toMs(checkDate(before, 'before'));
-    return guarded(() => this.stmt('DELETE FROM dialogs WHERE last_activity < ?').run(when).changes);
+    return this.written(() => this.stmt('DELETE FROM dialogs WHERE last_activity < ?').run(when).changes);
   }
 
   // MessageIds (getMessageId → storeDelivery)
@@ -347,7 +376,7 @@ export class SqliteStore implements Store {
     checkId(messageId, 'messageId');
     checkId(clientFingerprint, 'clientFingerprint');
     const when = toMs(checkDate(at, 'at'));
-    await guarded(() => {
+    await this.written(() => {
       const r = this.stmt('INSERT INTO issued_message_ids (message_id, client_fingerprint, issued) VALUES (?, ?, ?) ON CONFLICT (message_id) DO NOTHING')
         .run(messageId, clientFingerprint, when);
       if (r.changes === 0) throw messageIdTaken();
@@ -357,7 +386,7 @@ export class SqliteStore implements Store {
   async consumeMessageId(messageId: string, clientFingerprint?: string): Promise<boolean> {
     checkId(messageId, 'messageId');
     if (clientFingerprint !== undefined) checkId(clientFingerprint, 'clientFingerprint');
-    return guarded(() => this.consumeNow(messageId, clientFingerprint));
+    return this.written(() => this.consumeNow(messageId, clientFingerprint));
   }
 
   private consumeNow(messageId: string, clientFingerprint: string | undefined): boolean {
@@ -458,13 +487,13 @@ export class SqliteStore implements Store {
   }
 
   async recordReception(messageIds: string[], at: Date): Promise<void> {
-    await guarded(() => this.db.transaction(() => this.receptionNow(messageIds, at)).immediate());
+    await this.written(() => this.db.transaction(() => this.receptionNow(messageIds, at)).immediate());
   }
 
   async recordForwarding(messageId: string, at: Date): Promise<void> {
     checkId(messageId, 'messageId');
     const when = toMs(checkDate(at, 'at'));
-    await guarded(() =>
+    await this.written(() =>
       this.db
         .transaction(() => {
           if (this.stmt('SELECT 1 FROM messages WHERE message_id = ?').get(messageId) === undefined) throw notFound('message');
@@ -545,6 +574,8 @@ class SqliteWriter implements MessageWriter {
     this.state = 'done';
     if (withFiles) await this.store.payloads.settle(dirName, false);
     this.release();
+    // The rows are committed (never undone from here on); the caller's receipt waits until they are on disk.
+    await this.store.durable();
     const stored = await this.store.getMessage(this.messageId);
     if (stored === undefined) throw storeFailure(new Error('committed message not readable'));
     return stored;
