@@ -5,6 +5,11 @@
  * cost one flush instead of N. SQLite itself still syncs the WAL before every checkpoint and the database file
  * after it (https://sqlite.org/pragma.html#pragma_synchronous), so a frame that has left the WAL is durable
  * in the database file.
+ *
+ * Unlike `synchronous = FULL`, a commit is visible to other connections a few milliseconds before it is flushed.
+ * No answer depends on that gap: a receipt waits for its own flush, and every OSCI request that reads stored
+ * messages (fetchDelivery, fetchProcessCard: explicit dialogs) first writes its dialog, whose flush covers every
+ * earlier commit in the same WAL.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 
