@@ -16,7 +16,7 @@ import type { Certificate, ContentPackage, FeedbackEntry, OsciMessage, OsciMessa
 import type { Inspection, ProcessCardBundle } from '../../protocol/processcard.ts';
 import type { Logger } from '../log.ts';
 import type { Identity } from '../identity.ts';
-import type { DialogRecord, JsonValue, MessageSummary, Store } from '../store/index.ts';
+import type { CertificateRecord, DialogRecord, JsonValue, MessageSummary, Store } from '../store/index.ts';
 import { derToCert, type Trust } from '../trust.ts';
 import type { Metrics } from '../metrics.ts';
 import { reachedRecipient, resolvePassiveRecipient, sendAcceptDelivery, sendProcessDelivery, type PassiveCallOptions } from './passive.ts';
@@ -87,6 +87,8 @@ export class Intermediary {
   async handle(body: Readable, contentType: string | undefined, log: Logger): Promise<OsciResponse> {
     const started = process.hrtime.bigint();
     let decoded: DecodedMessage;
+    // The signer's registration as read when its signature was accepted (one store read per request, not two).
+    let accepted: { cert: X509Certificate; record?: CertificateRecord } | undefined;
     try {
       decoded = await decodeMessage(body, {
         contentType,
@@ -99,7 +101,8 @@ export class Intermediary {
         signature: 'required',
         trustSigner: async (carried, role) => {
           if (role !== 'client') throw new OsciError('ERR_SIGNATURE_MISSING', 'a request must carry a ClientSignature');
-          return (await this.o.trust.acceptSigner(carried)).cert;
+          accepted = await this.o.trust.acceptSigner(carried);
+          return accepted.cert;
         },
       });
     } catch (e) {
@@ -111,7 +114,7 @@ export class Intermediary {
       const signer = decoded.signature?.signer;
       if (!signer) throw new OsciError('ERR_SIGNATURE_MISSING', 'request is not signed');
       const clientFp = certificateSha256Hex(signer);
-      const record = await this.o.trust.registered(signer);
+      const record = accepted?.cert === signer ? accepted.record : await this.o.trust.registered(signer);
       const cipherCert = msg.certificates.find((c) => c.role === 'originator' && c.usage === 'cipher');
       const ctx: RequestContext = {
         decoded,
