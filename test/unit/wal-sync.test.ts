@@ -85,7 +85,8 @@ describe('WalSync (group commit)', function () {
       await writeFile(join(dir, 'x-wal'), 'frames');
       const w = new WalSync(join(dir, 'x-wal'));
       await Promise.all([w.sync(), w.sync(), w.sync()]);
-      expect(w.flushes).to.be.within(1, 2);
+      // The first call flushes at once, the other two share the next flush.
+      expect(w.flushes).to.equal(2);
       await w.close();
     } finally {
       await rm(dir, { recursive: true, force: true });
