@@ -17,8 +17,7 @@ export class WalSync {
   private fh: FileHandle | undefined;
   private running: Promise<void> | undefined;
   private next: Promise<void> | undefined;
-  /** Flushes started (for tests and metrics). */
-  flushes = 0;
+  private started = 0;
 
   constructor(private readonly walPath: string) {}
 
@@ -33,6 +32,11 @@ export class WalSync {
     return this.next;
   }
 
+  /** Flushes started so far (each covers every commit made before it). */
+  get flushes(): number {
+    return this.started;
+  }
+
   /** Waits for flushes in flight and closes the WAL handle. */
   async close(): Promise<void> {
     await Promise.allSettled([this.running, this.next]);
@@ -43,7 +47,7 @@ export class WalSync {
 
   private start(): Promise<void> {
     this.next = undefined;
-    this.flushes++;
+    this.started++;
     const p = this.flush().finally(() => {
       if (this.running === p) this.running = undefined;
     });
