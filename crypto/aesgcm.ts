@@ -139,8 +139,11 @@ export function createGcmDecryptStream(key: Buffer, opts: { ivLength?: GcmIvLeng
   let ivParts: Buffer[] = [];
   let ivHave = 0;
   let decipher: DecipherGCM | undefined;
-  /** Up to GCM_TAG_BYTES most recent bytes, not yet given to the decipher. */
-  let tail: Buffer = Buffer.alloc(0);
+  /**
+   * The most recent bytes, not yet given to the decipher: the last chunk (at least the tag candidate's 16 bytes).
+   * Holding a whole chunk instead of its last 16 bytes gives one decipher call and one output chunk per input chunk.
+   */
+  let pending: Buffer = Buffer.alloc(0);
 
   const feed = (t: Transform, data: Buffer) => {
     if (!decipher || data.length === 0) return;
@@ -163,19 +166,14 @@ export function createGcmDecryptStream(key: Buffer, opts: { ivLength?: GcmIvLeng
           ivParts = [];
         }
         if (rest.length >= GCM_TAG_BYTES) {
-          // Everything held back so far is ciphertext now; keep the chunk's last 16 bytes.
-          feed(this, tail);
-          feed(this, rest.subarray(0, rest.length - GCM_TAG_BYTES));
-          tail = Buffer.from(rest.subarray(rest.length - GCM_TAG_BYTES));
-        } else {
-          const joined = Buffer.concat([tail, rest]);
+          // At least a tag's length follows: everything held back is ciphertext.
+          feed(this, pending);
+          pending = rest;
+        } else if (rest.length > 0) {
+          const joined = Buffer.concat([pending, rest]);
           const excess = joined.length - GCM_TAG_BYTES;
-          if (excess > 0) {
-            feed(this, joined.subarray(0, excess));
-            tail = joined.subarray(excess);
-          } else {
-            tail = joined;
-          }
+          if (excess > 0) feed(this, joined.subarray(0, excess));
+          pending = excess > 0 ? joined.subarray(excess) : joined;
         }
         cb();
       } catch {
@@ -183,9 +181,10 @@ export function createGcmDecryptStream(key: Buffer, opts: { ivLength?: GcmIvLeng
       }
     },
     flush(cb: TransformCallback) {
-      if (!decipher || tail.length !== GCM_TAG_BYTES) return cb(decryptFailed());
+      if (!decipher || pending.length < GCM_TAG_BYTES) return cb(decryptFailed());
       try {
-        decipher.setAuthTag(tail);
+        feed(this, pending.subarray(0, pending.length - GCM_TAG_BYTES));
+        decipher.setAuthTag(pending.subarray(pending.length - GCM_TAG_BYTES));
         const out = decipher.final();
         if (out.length) this.push(out);
         cb();

@@ -135,7 +135,7 @@ describe('crypto/aesgcm', () => {
       expect(gcmDecrypt(AES256GCM, key, ct).length).to.equal(0);
     });
 
-    for (const sizes of [[1], [5], [15], [16], [17], [12, 3, 40], [4096]]) {
+    for (const sizes of [[1], [5], [15], [16], [17], [12, 3, 40], [17, 15], [40, 1, 2, 100], [4096]]) {
       it(`decrypts whatever the chunking (${sizes.join(',')})`, async () => {
         const key = randomBytes(32);
         const plain = randomBytes(333);
@@ -144,6 +144,19 @@ describe('crypto/aesgcm', () => {
         expect(out.equals(plain)).to.equal(true);
       });
     }
+
+    it('gives one plaintext chunk per ciphertext chunk (the tag candidate is held back with its chunk)', async () => {
+      const key = randomBytes(32);
+      const ct = gcmEncrypt(key, randomBytes(10 * 1024));
+      const chunks: Buffer[] = [];
+      for (let off = 0; off < ct.length; off += 1024) chunks.push(ct.subarray(off, off + 1024));
+      const out: Buffer[] = [];
+      const d = createGcmDecryptStream(key);
+      d.on('data', (c: Buffer) => out.push(c));
+      await pipeline(Readable.from(chunks), d);
+      expect(out.length).to.equal(chunks.length);
+      expect(Buffer.concat(out).length).to.equal(10 * 1024);
+    });
 
     it('decrypts a 16-byte IV stream with ivLength 16', async () => {
       const key = randomBytes(16);
