@@ -18,6 +18,12 @@ export interface MultipartPartInput {
 export interface WriteMultipartOptions {
   /** Default: `newBoundary()`. */
   boundary?: string;
+  /**
+   * `boundary` was drawn with {@link newBoundary} for this message (the default when `boundary` is omitted): with
+   * ≈ 190 random bits no body contains it but by chance, so streamed bodies are not searched for it (RFC 2046
+   * §5.1.1 requires only that it not occur). A boundary chosen otherwise is searched for in every body.
+   */
+  randomBoundary?: boolean;
   /** `type` parameter: media type of the root part. Default `text/xml`. */
   type?: string;
   /** `start` parameter: Content-ID of the root part (without brackets). The reference library omits it. */
@@ -121,6 +127,7 @@ const CRLF = Buffer.from('\r\n');
 /** Serialises parts into a MIME multipart/related stream. Throws OsciError on unusable input. */
 export function writeMultipart(parts: readonly MultipartPartInput[], opts: WriteMultipartOptions): WrittenMultipart {
   const boundary = opts.boundary ?? newBoundary();
+  const searchBodies = opts.boundary !== undefined && opts.randomBoundary !== true;
   if (!isValidBoundary(boundary)) throw new OsciError('ERR_MIME_MALFORMED', 'boundary is not 1-70 valid characters');
   if (parts.length === 0) throw new OsciError('ERR_MIME_MALFORMED', 'a multipart needs at least one part');
   const contentType = multipartContentType(boundary, opts.type, opts.start);
@@ -179,7 +186,7 @@ export function writeMultipart(parts: readonly MultipartPartInput[], opts: Write
         continue;
       }
       const stream = typeof body === 'function' ? body() : body;
-      const scan = new DelimiterScan(delimiter, CRLF);
+      const scan = searchBodies ? new DelimiterScan(delimiter, CRLF) : undefined;
       const expected = sizes[i];
       let n = 0;
       for await (const chunk of stream as AsyncIterable<unknown>) {
@@ -191,7 +198,7 @@ export function writeMultipart(parts: readonly MultipartPartInput[], opts: Write
         if (expected !== undefined && n > expected) {
           throw new OsciError('ERR_INTERNAL', `part ${i + 1}: body longer than its Content-Length`);
         }
-        if (scan.push(buf)) throw new OsciError('ERR_MIME_MALFORMED', `part ${i + 1}: body contains the boundary`);
+        if (scan?.push(buf)) throw new OsciError('ERR_MIME_MALFORMED', `part ${i + 1}: body contains the boundary`);
         if (buf.length > 0) yield buf;
       }
       if (expected !== undefined && n !== expected) {

@@ -5,7 +5,7 @@
  * Attachments are streamed twice (digest, then output), never held in memory.
  */
 import { OsciError, toOsciError } from '../errors.ts';
-import { binaryPartHeaders, newBoundary, soapPartHeaders, writeMultipart, type MultipartPartInput } from '../mime.ts';
+import { binaryPartHeaders, soapPartHeaders, writeMultipart, type MultipartPartInput } from '../mime.ts';
 import type { OsciMessage } from '../model.ts';
 import { buildSoap } from '../soap-build.ts';
 import { assertContentId, signEnvelope, withSignerCertificate } from './signatures.ts';
@@ -52,9 +52,8 @@ export async function encodeMessage(msg: OsciMessage, opts: EncodeOptions): Prom
       { headers: soapPartHeaders(), body: soap },
       ...attachments.map((a) => ({ headers: binaryPartHeaders(a.contentId, a.size, a.contentType), body: () => a.open() })),
     ];
-    const boundary = newBoundary();
-    if (opts.encryptFor) return encryptTransport(parts, { recipient: opts.encryptFor, boundary, ...(opts.policy ? { policy: opts.policy } : {}) });
-    const w = writeMultipart(parts, { boundary, includeTopHeaders: true });
+    if (opts.encryptFor) return encryptTransport(parts, { recipient: opts.encryptFor, ...(opts.policy ? { policy: opts.policy } : {}) });
+    const w = writeMultipart(parts, { includeTopHeaders: true });
     const out: EncodedMessage = { contentType: w.headers['Content-Type'] as string, headers: w.headers, stream: w.stream };
     if (w.length !== undefined) out.length = w.length;
     return out;

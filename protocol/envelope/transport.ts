@@ -34,7 +34,7 @@ export const GCM_OVERHEAD = GCM_IV_BYTES + GCM_TAG_BYTES;
  */
 export function encryptTransport(
   parts: readonly MultipartPartInput[],
-  opts: { recipient: X509Certificate; boundary: string; policy?: CryptoPolicy },
+  opts: { recipient: X509Certificate; boundary?: string; policy?: CryptoPolicy },
 ): EncodedMessage {
   const scratch = parseXml(`<scratch xmlns:xenc="${NS.xenc}" xmlns:ds="${NS.ds}"/>`);
   const enc = encryptBinary(scratch, {
@@ -51,7 +51,7 @@ export function encryptTransport(
   const soap = Buffer.from(soapEncryptedXml(serializeXml(enc.encryptedData)), 'utf8');
 
   // Same boundary outside and inside, as the reference library does (§11); the inner one is encrypted anyway.
-  const inner = writeMultipart(parts, { boundary: opts.boundary, includeTopHeaders: true });
+  const inner = writeMultipart(parts, { ...(opts.boundary !== undefined ? { boundary: opts.boundary } : {}), includeTopHeaders: true });
   const payload = (): Readable => {
     pipeline(inner.stream, encryptor).catch(() => {
       // pipeline() destroys `encryptor` with the error; the outer writer reports it to the consumer.
@@ -63,7 +63,8 @@ export function encryptTransport(
       { headers: { ...soapPartHeaders(), 'Content-Length': String(soap.length) }, body: soap },
       { headers: binaryPartHeaders(OSCI_ENC_CID, inner.length === undefined ? undefined : inner.length + GCM_OVERHEAD), body: payload },
     ],
-    { boundary: opts.boundary, includeTopHeaders: true },
+    // The payload is ciphertext under a fresh key: a boundary drawn for the inner entity cannot occur in it either.
+    { boundary: inner.boundary, randomBoundary: opts.boundary === undefined, includeTopHeaders: true },
   );
   const out: EncodedMessage = { contentType: outer.headers['Content-Type'] as string, headers: outer.headers, stream: outer.stream };
   if (outer.length !== undefined) out.length = outer.length;

@@ -467,6 +467,20 @@ describe('protocol/mime', function () {
       expect(() => binaryPartHeaders('a b')).to.throw().with.property('code', 'ERR_MIME_MALFORMED');
     });
 
+    it('searches streamed bodies only for a boundary it did not draw itself (RFC 2046 §5.1.1)', async function () {
+      const boundary = newBoundary();
+      const body = () => Readable.from([Buffer.from(`x\r\n--${boundary}\r\ny`)]);
+      const chosen = writeMultipart([{ headers: {}, body }], { boundary, includeTopHeaders: false });
+      expect(await rejects(collect(chosen.stream))).to.equal('ERR_MIME_MALFORMED');
+      // Declared random (drawn by newBoundary for this message): only chance could put it into a body.
+      const drawn = writeMultipart([{ headers: {}, body }], { boundary, randomBoundary: true, includeTopHeaders: false });
+      expect((await collect(drawn.stream)).includes(`--${boundary}\r\ny`)).to.equal(true);
+      // A boundary the writer draws itself is one too; buffered bodies are always searched (they cost nothing).
+      const own = writeMultipart([{ headers: {}, body: Buffer.from('abc') }], { includeTopHeaders: false });
+      expect(own.boundary).to.match(/^MIME_boundary_[A-Za-z0-9]{32}$/);
+      own.stream.destroy();
+    });
+
     it('finds a streamed body\'s delimiter wherever two cuts split it into three chunks, and only a real one', async function () {
       const boundary = 'MIME_boundary_fixed';
       const evil = Buffer.from(`ab\r\n--${boundary}\r\nc`);
