@@ -405,11 +405,11 @@ export class Intermediary {
     const found = waiting[0];
     if (!found) throw new OsciError('ERR_NOT_FOUND', 'no delivery matches the selection');
     const order = JSON.parse(found.soapXml.toString('utf8')) as StoredOrder;
-    await this.o.store.recordForwarding(found.messageId, ctx.now);
-    // Reception is recorded when the next request of this dialog arrives (§2).
+    // Forwarding now, in one transaction with the dialog; Reception when the dialog's next request arrives (§2).
     await this.o.store.updateDialog(dialog.state.conversationId ?? '', (rec) => ({
       next: { ...rec, pendingReceptions: [...rec.pendingReceptions, found.messageId] },
       result: undefined,
+      forwarded: { messageId: found.messageId, at: ctx.now },
     }));
     const card = { ...found, forwarding: found.forwarding ?? ctx.now, recentModification: found.forwarding ? found.recentModification : ctx.now };
     const message: OsciMessage = {
@@ -638,10 +638,10 @@ export class Intermediary {
         inspections: this.inspections(certificates, arrived),
       });
       const forwardedAt = new Date();
-      await this.o.store.recordForwarding(replyId, forwardedAt);
       await this.o.store.updateDialog(state.conversationId ?? '', (rec) => ({
         next: { ...rec, pendingReceptions: [...rec.pendingReceptions, replyId] },
         result: undefined,
+        forwarded: { messageId: replyId, at: forwardedAt },
       }));
       return bundleOf({ ...stored, forwarding: forwardedAt, recentModification: forwardedAt }, 'delivered');
     } catch (e) {

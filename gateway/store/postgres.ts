@@ -359,6 +359,7 @@ export class PgStore implements Store {
           [d.clientFingerprint, d.sequenceNumber, d.challenge, d.open, d.created, d.lastActivity, d.pending, d.data, conversationId],
         );
         if (update.acknowledge !== undefined) await this.receptionIn(c, update.acknowledge.messageIds, update.acknowledge.at);
+        if (update.forwarded !== undefined) await this.forwardingIn(c, update.forwarded.messageId, update.forwarded.at);
         return update.result;
       });
     } catch (err) {
@@ -506,16 +507,20 @@ export class PgStore implements Store {
   }
 
   async recordForwarding(messageId: string, at: Date): Promise<void> {
-    checkId(messageId, 'messageId');
-    const when = toMs(checkDate(at, 'at'));
-    await guarded(async () => {
-      if ((await this.q(`SELECT 1 FROM ${this.t('messages')} WHERE message_id = $1`, [messageId])).rowCount === 0) throw notFound('message');
-      await this.q(
-        `UPDATE ${this.t('messages')} SET forwarding = $1, recent_modification = GREATEST(recent_modification, $1) WHERE message_id = $2 AND forwarding IS NULL`,
-        [when, messageId],
-      );
-    });
+    await guarded(() => this.forwardingIn(this.pool, messageId, at));
   }
+
+  /** Forwarding (first time wins) and RecentModification; unknown id → ERR_NOT_FOUND. */
+  private async forwardingIn(db: Queryable, messageId: string, at: Date): Promise<void> {
+    const when = toMs(checkDate(at, 'at'));
+    const found = await db.query(`SELECT 1 FROM ${this.t('messages')} WHERE message_id = $1`, [checkId(messageId, 'messageId')]);
+    if (found.rowCount === 0) throw notFound('message');
+    await db.query(
+      `UPDATE ${this.t('messages')} SET forwarding = $1, recent_modification = GREATEST(recent_modification, $1) WHERE message_id = $2 AND forwarding IS NULL`,
+      [when, messageId],
+    );
+  }
+
 
   async listProcessCards(participantId: string, sel: ProcessCardSelection): Promise<MessageSummary[]> {
     const p = pgParams();

@@ -354,6 +354,7 @@ export class SqliteStore implements Store {
              pending_receptions = ?, data = ? WHERE conversation_id = ?`,
           ).run(c.clientFingerprint, c.sequenceNumber, c.challenge, c.open ? 1 : 0, c.created, c.lastActivity, c.pending, c.data, conversationId);
           if (update.acknowledge !== undefined) this.receptionNow(update.acknowledge.messageIds, update.acknowledge.at);
+          if (update.forwarded !== undefined) this.forwardingNow(update.forwarded.messageId, update.forwarded.at);
           return update.result;
         })
         .immediate();
@@ -491,18 +492,17 @@ export class SqliteStore implements Store {
   }
 
   async recordForwarding(messageId: string, at: Date): Promise<void> {
-    checkId(messageId, 'messageId');
-    const when = toMs(checkDate(at, 'at'));
-    await this.written(() =>
-      this.db
-        .transaction(() => {
-          if (this.stmt('SELECT 1 FROM messages WHERE message_id = ?').get(messageId) === undefined) throw notFound('message');
-          this.stmt('UPDATE messages SET forwarding = ?, recent_modification = MAX(recent_modification, ?) WHERE message_id = ? AND forwarding IS NULL')
-            .run(when, when, messageId);
-        })
-        .immediate(),
-    );
+    await this.written(() => this.db.transaction(() => this.forwardingNow(messageId, at)).immediate());
   }
+
+  /** Inside a transaction: Forwarding (first time wins) and RecentModification; unknown id → ERR_NOT_FOUND. */
+  private forwardingNow(messageId: string, at: Date): void {
+    const when = toMs(checkDate(at, 'at'));
+    if (this.stmt('SELECT 1 FROM messages WHERE message_id = ?').get(checkId(messageId, 'messageId')) === undefined) throw notFound('message');
+    this.stmt('UPDATE messages SET forwarding = ?, recent_modification = MAX(recent_modification, ?) WHERE message_id = ? AND forwarding IS NULL')
+      .run(when, when, messageId);
+  }
+
 
   async listProcessCards(participantId: string, sel: ProcessCardSelection): Promise<MessageSummary[]> {
     const p = sqliteParams();

@@ -107,6 +107,8 @@ export interface DialogUpdate<T> {
   result: T;
   /** Sets Reception of these messages in the same transaction as the dialog update (§2). */
   acknowledge?: { messageIds: string[]; at: Date };
+  /** Sets Forwarding of this message in the same transaction, as {@link Store.recordForwarding} does. */
+  forwarded?: { messageId: string; at: Date };
 }
 
 /** One payload part of a stored message (a MIME attachment of the content package). */

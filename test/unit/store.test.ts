@@ -279,6 +279,25 @@ function contract(name: string, makeHarness: (ctx: Mocha.Context) => Promise<Har
         expect((await store.getMessage('ack-2'))?.reception).to.equal(undefined);
       });
 
+      it('records Forwarding in the same transaction as the dialog update, or not at all', async function () {
+        const m = await storeSample(store, { id: 'fwd-tx-1', to: 'bob' });
+        const id = await store.createDialog(newDialog());
+        const when = at('2025-04-04T04:04:04.444Z');
+        await second.updateDialog(id, (d) => ({
+          next: { ...d, pendingReceptions: [m.messageId] },
+          result: null,
+          forwarded: { messageId: m.messageId, at: when },
+        }));
+        expect((await store.getMessage('fwd-tx-1'))?.forwarding?.toISOString()).to.equal(when.toISOString());
+        expect((await store.getDialog(id))?.pendingReceptions).to.deep.equal([m.messageId]);
+        // An unknown message aborts the update: the dialog keeps its state.
+        const err = await second
+          .updateDialog(id, (d) => ({ next: { ...d, pendingReceptions: [] }, result: null, forwarded: { messageId: 'fwd-tx-none', at: when } }))
+          .then(() => undefined, (e: unknown) => e);
+        expect(err).to.have.property('code', 'ERR_NOT_FOUND');
+        expect((await store.getDialog(id))?.pendingReceptions).to.deep.equal([m.messageId]);
+      });
+
       it('prunes dialogs idle since before a time', async function () {
         const old = await store.createDialog(newDialog({ lastActivity: at('2000-01-01T00:00:00Z') }));
         const n = await second.pruneDialogs(at('2001-01-01T00:00:00Z'));
