@@ -513,14 +513,13 @@ export class PgStore implements Store {
   /** Forwarding (first time wins) and RecentModification; unknown id → ERR_NOT_FOUND. */
   private async forwardingIn(db: Queryable, messageId: string, at: Date): Promise<void> {
     const when = toMs(checkDate(at, 'at'));
-    const found = await db.query(`SELECT 1 FROM ${this.t('messages')} WHERE message_id = $1`, [checkId(messageId, 'messageId')]);
-    if (found.rowCount === 0) throw notFound('message');
-    await db.query(
+    if ((await this.q(`SELECT 1 FROM ${this.t('messages')} WHERE message_id = $1`, [checkId(messageId, 'messageId')], db)).rowCount === 0) throw notFound('message');
+    await this.q(
       `UPDATE ${this.t('messages')} SET forwarding = $1, recent_modification = GREATEST(recent_modification, $1) WHERE message_id = $2 AND forwarding IS NULL`,
       [when, messageId],
+      db,
     );
   }
-
 
   async listProcessCards(participantId: string, sel: ProcessCardSelection): Promise<MessageSummary[]> {
     const p = pgParams();

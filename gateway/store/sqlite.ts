@@ -503,7 +503,6 @@ export class SqliteStore implements Store {
       .run(when, when, messageId);
   }
 
-
   async listProcessCards(participantId: string, sel: ProcessCardSelection): Promise<MessageSummary[]> {
     const p = sqliteParams();
     const s = processCardSelection(participantId, sel, p);
