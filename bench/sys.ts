@@ -41,14 +41,19 @@ export function cpuSeconds(pid: number): number | undefined {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
 }
 
-export function treeCpuSeconds(pid: number): number | undefined {
+/** CPU seconds of all `pids` together, or undefined when one cannot be read. */
+export function cpuSecondsOf(pids: readonly number[]): number | undefined {
   let sum = 0;
-  for (const p of processTree(pid)) {
+  for (const p of pids) {
     const s = cpuSeconds(p);
     if (s === undefined) return undefined;
     sum += s;
   }
   return sum;
+}
+
+export function treeCpuSeconds(pid: number): number | undefined {
+  return cpuSecondsOf(processTree(pid));
 }
 
 /** Peak resident set size (VmHWM) in MiB. */

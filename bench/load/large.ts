@@ -17,7 +17,14 @@ export interface LargeStep {
   detail?: string;
   /** Peak RSS of this process since the step began (MiB). */
   client_peak_rss_mb?: number;
+  /** CPU seconds (user + system, all threads) this process spent in the step. */
+  client_cpu_s: number;
   client_peak_reset: boolean;
+}
+
+function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1e6;
 }
 
 export class LargeLoad {
@@ -55,6 +62,7 @@ export class LargeLoad {
     // A new MessageId per round; fetch() fetches the one stored last.
     this.messageId = Buffer.from(`bench-large-${randomBytes(9).toString('base64url')}`).toString('base64');
     const reset = resetPeakRss(process.pid);
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const receipt = await this.ctx.senderClient.storeDelivery({
       messageId: this.messageId,
@@ -65,12 +73,14 @@ export class LargeLoad {
       attachments: sealed.attachments,
     });
     const wall = (performance.now() - t0) / 1000;
+    const cpu = cpuSecondsSince(c0);
     const ok = receipt.feedback[0]?.code === '0800' && receipt.processCardBundle?.messageId === this.messageId;
-    return { wall_s: wall, ok, ...(ok ? {} : { detail: `feedback ${receipt.feedback[0]?.code ?? '-'}` }), client_peak_rss_mb: peakRssMb(process.pid), client_peak_reset: reset };
+    return { wall_s: wall, ok, ...(ok ? {} : { detail: `feedback ${receipt.feedback[0]?.code ?? '-'}` }), client_peak_rss_mb: peakRssMb(process.pid), client_cpu_s: cpu, client_peak_reset: reset };
   }
 
   async fetch(): Promise<LargeStep> {
     const reset = resetPeakRss(process.pid);
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const dialog = await this.ctx.addresseeClient.openDialog();
     let ok = false;
@@ -88,7 +98,7 @@ export class LargeLoad {
       await dialog.close();
     }
     const wall = (performance.now() - t0) / 1000;
-    return { wall_s: wall, ok, ...(detail ? { detail } : {}), client_peak_rss_mb: peakRssMb(process.pid), client_peak_reset: reset };
+    return { wall_s: wall, ok, ...(detail ? { detail } : {}), client_peak_rss_mb: peakRssMb(process.pid), client_cpu_s: cpuSecondsSince(c0), client_peak_reset: reset };
   }
 
   async dispose(): Promise<void> {

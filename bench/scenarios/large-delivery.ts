@@ -1,12 +1,13 @@
 /**
  * A 200 MB attachment through the real server: sent (storeDelivery, ingest) and fetched (fetchDelivery), from its
  * own load-generator process, `rounds` times (sealed once). Reports wall time, MB/s (10^6 bytes of attachment per
- * second) and the peak RSS of every server process and of the client during each step (VmHWM, reset before the step
- * where Linux allows): per round, and as the fastest round's times with the highest peaks of all rounds.
+ * second), the CPU seconds the server's processes and the client spent, and the peak RSS of every server process and
+ * of the client during each step (VmHWM, reset before the step where Linux allows): per round, and as the fastest
+ * round's times with the least CPU and the highest peaks of all rounds.
  */
 import type { LargeStep } from '../load/large.ts';
 import type { LoadClient } from '../load/rpc.ts';
-import { peakRssMb, resetPeakRss, round1, round2 } from '../sys.ts';
+import { cpuSecondsOf, peakRssMb, resetPeakRss, round1, round2 } from '../sys.ts';
 
 export interface LargeStepResult {
   wall_s: number;
@@ -18,6 +19,10 @@ export interface LargeStepResult {
   /** Sum of the peaks of all server processes (primary + workers), MiB: an upper bound of the server's footprint. */
   server_total_peak_rss_mb?: number;
   client_peak_rss_mb?: number;
+  /** CPU seconds of all server processes during the step (user + system, every thread; 10 ms ticks). */
+  server_cpu_s?: number;
+  /** CPU seconds of the client process during the step. */
+  client_cpu_s?: number;
   /** Whether the peaks were reset before the step (otherwise they are since process start). */
   peaks_reset: boolean;
 }
@@ -25,19 +30,23 @@ export interface LargeStepResult {
 export interface LargeDeliveryResult {
   attachment_bytes: number;
   prepare_s: number;
-  /** Fastest round's time, `ok` only if every round was, the highest peak RSS of all rounds. */
+  /** Fastest round's time, `ok` only if every round was, the least CPU and the highest peak RSS of all rounds. */
   store: LargeStepResult;
   fetch: LargeStepResult;
   rounds: Array<{ store: LargeStepResult; fetch: LargeStepResult }>;
 }
 
-/** The fastest round's figures, but a failure in any round and the highest memory peak of all. */
+/**
+ * The fastest round's time, but a failure in any round, the highest memory peak of all and the least CPU (the figure
+ * to compare across runs: it moves less with other programs and the VM's speed than wall time does).
+ */
 function best(steps: readonly LargeStepResult[]): LargeStepResult {
   const fastest = steps.reduce((a, b) => (b.wall_s < a.wall_s ? b : a));
-  const peak = (k: 'server_peak_rss_mb' | 'server_total_peak_rss_mb' | 'client_peak_rss_mb') => {
+  const pick = (k: 'server_peak_rss_mb' | 'server_total_peak_rss_mb' | 'client_peak_rss_mb' | 'server_cpu_s' | 'client_cpu_s', f: (...v: number[]) => number) => {
     const v = steps.flatMap((s) => (s[k] === undefined ? [] : [s[k]]));
-    return v.length ? { [k]: Math.max(...v) } : {};
+    return v.length ? { [k]: f(...v) } : {};
   };
+  const peak = (k: 'server_peak_rss_mb' | 'server_total_peak_rss_mb' | 'client_peak_rss_mb') => pick(k, Math.max);
   const failed = steps.find((s) => !s.ok);
   return {
     wall_s: fastest.wall_s,
@@ -47,6 +56,8 @@ function best(steps: readonly LargeStepResult[]): LargeStepResult {
     ...peak('server_peak_rss_mb'),
     ...peak('server_total_peak_rss_mb'),
     ...peak('client_peak_rss_mb'),
+    ...pick('server_cpu_s', Math.min),
+    ...pick('client_cpu_s', Math.min),
     peaks_reset: steps.every((s) => s.peaks_reset),
   };
 }
@@ -56,7 +67,9 @@ export async function runLargeDelivery(opts: { client: LoadClient; serverPids: (
   const step = async (cmd: 'largeStore' | 'largeFetch'): Promise<LargeStepResult> => {
     const pids = opts.serverPids();
     const reset = pids.map(resetPeakRss).every(Boolean);
+    const cpu0 = cpuSecondsOf(pids);
     const r = await opts.client.call<LargeStep>(cmd);
+    const cpu1 = cpuSecondsOf(pids);
     const peaks = pids.map(peakRssMb).filter((x): x is number => x !== undefined);
     return {
       wall_s: round2(r.wall_s),
@@ -65,6 +78,8 @@ export async function runLargeDelivery(opts: { client: LoadClient; serverPids: (
       ...(r.detail ? { detail: r.detail } : {}),
       ...(peaks.length ? { server_peak_rss_mb: Math.max(...peaks), server_total_peak_rss_mb: peaks.reduce((a, b) => a + b, 0) } : {}),
       ...(r.client_peak_rss_mb !== undefined ? { client_peak_rss_mb: r.client_peak_rss_mb } : {}),
+      ...(cpu0 !== undefined && cpu1 !== undefined ? { server_cpu_s: round2(cpu1 - cpu0) } : {}),
+      client_cpu_s: round2(r.client_cpu_s),
       peaks_reset: reset && r.client_peak_reset,
     };
   };
