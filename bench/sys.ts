@@ -52,6 +52,12 @@ export function cpuSecondsOf(pids: readonly number[]): number | undefined {
   return sum;
 }
 
+/** CPU seconds (user + system, every thread) this process spent since `start` (a `process.cpuUsage()` reading). */
+export function ownCpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1e6;
+}
+
 export function treeCpuSeconds(pid: number): number | undefined {
   return cpuSecondsOf(processTree(pid));
 }

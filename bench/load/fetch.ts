@@ -6,6 +6,7 @@
  */
 import type { OsciDialog } from '../../adapters/osci/client.ts';
 import { epochMs, waitUntil, type LoadContext } from './common.ts';
+import { ownCpuSecondsSince } from '../sys.ts';
 
 export interface FetchGoResult {
   ends: number[];
@@ -57,8 +58,7 @@ export class FetchLoad {
       r.exhaustedAt ??= epochMs();
     };
     await Promise.all(ids.map((mine, i) => lane(this.dialogs[i] as OsciDialog, mine)));
-    const cpu = process.cpuUsage(cpu0);
-    r.cpu_s = (cpu.user + cpu.system) / 1e6;
+    r.cpu_s = ownCpuSecondsSince(cpu0);
     r.wall_s = (epochMs() - t0) / 1000;
     return r;
   }

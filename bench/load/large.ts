@@ -8,7 +8,7 @@ import { createReadStream, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { sealContent, type SealedContent } from '../../protocol/envelope/index.ts';
 import { writeAttachment } from '../scenarios/large-message.ts';
-import { peakRssMb, resetPeakRss } from '../sys.ts';
+import { ownCpuSecondsSince, peakRssMb, resetPeakRss } from '../sys.ts';
 import type { LoadContext } from './common.ts';
 
 export interface LargeStep {
@@ -20,11 +20,6 @@ export interface LargeStep {
   /** CPU seconds (user + system, all threads) this process spent in the step. */
   client_cpu_s: number;
   client_peak_reset: boolean;
-}
-
-function cpuSecondsSince(start: NodeJS.CpuUsage): number {
-  const d = process.cpuUsage(start);
-  return (d.user + d.system) / 1e6;
 }
 
 export class LargeLoad {
@@ -73,7 +68,7 @@ export class LargeLoad {
       attachments: sealed.attachments,
     });
     const wall = (performance.now() - t0) / 1000;
-    const cpu = cpuSecondsSince(c0);
+    const cpu = ownCpuSecondsSince(c0);
     const ok = receipt.feedback[0]?.code === '0800' && receipt.processCardBundle?.messageId === this.messageId;
     return { wall_s: wall, ok, ...(ok ? {} : { detail: `feedback ${receipt.feedback[0]?.code ?? '-'}` }), client_peak_rss_mb: peakRssMb(process.pid), client_cpu_s: cpu, client_peak_reset: reset };
   }
@@ -98,7 +93,7 @@ export class LargeLoad {
       await dialog.close();
     }
     const wall = (performance.now() - t0) / 1000;
-    return { wall_s: wall, ok, ...(detail ? { detail } : {}), client_peak_rss_mb: peakRssMb(process.pid), client_cpu_s: cpuSecondsSince(c0), client_peak_reset: reset };
+    return { wall_s: wall, ok, ...(detail ? { detail } : {}), client_peak_rss_mb: peakRssMb(process.pid), client_cpu_s: ownCpuSecondsSince(c0), client_peak_reset: reset };
   }
 
   async dispose(): Promise<void> {

@@ -16,6 +16,7 @@ import { OsciError } from '../../protocol/errors.ts';
 import { certificate } from '../../protocol/messages/certificates.ts';
 import type { OsciMessage } from '../../protocol/model.ts';
 import { epochMs, waitUntil, type LoadContext } from './common.ts';
+import { ownCpuSecondsSince } from '../sys.ts';
 
 interface Prepared {
   messageId: string;
@@ -146,10 +147,10 @@ export class StoreLoad {
     };
     await Promise.all(Array.from({ length: concurrency }, lane));
     const wall = (epochMs() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0);
+    const cpu = ownCpuSecondsSince(cpu0);
     agent.destroy();
     this.answers.set(tag, answers);
-    return { ends, latencies, ...(exhaustedAt !== undefined ? { exhaustedAt } : {}), transportErrors, cpu_s: (cpu.user + cpu.system) / 1e6, wall_s: wall };
+    return { ends, latencies, ...(exhaustedAt !== undefined ? { exhaustedAt } : {}), transportErrors, cpu_s: cpu, wall_s: wall };
   }
 
   /** Decodes and checks every answer of `tag` (after the window). */
