@@ -39,6 +39,8 @@ export interface WrittenMultipart {
   stream: Readable;
   /** Total bytes of `stream`, when every body size is known (Buffer, or a declared Content-Length). */
   length?: number;
+  /** The whole entity, when every body is a Buffer: what `stream` yields, without a stream (small messages). */
+  body?: Buffer;
 }
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -208,6 +210,13 @@ export function writeMultipart(parts: readonly MultipartPartInput[], opts: Write
     yield tail;
   }
 
+  if (parts.every((p) => Buffer.isBuffer(p.body))) {
+    const chunks: Buffer[] = [top];
+    for (const [i, part] of parts.entries()) chunks.push(...(i > 0 ? [between] : []), heads[i] as Buffer, part.body as Buffer);
+    chunks.push(tail);
+    const body = Buffer.concat(chunks);
+    return { headers, boundary, body, length: body.length, stream: Readable.from([body], { objectMode: false }) };
+  }
   const result: WrittenMultipart = {
     headers,
     boundary,
@@ -223,6 +232,7 @@ export async function writeMultipartBuffer(
   opts: WriteMultipartOptions,
 ): Promise<{ headers: Record<string, string>; boundary: string; body: Buffer }> {
   const w = writeMultipart(parts, opts);
+  if (w.body) return { headers: w.headers, boundary: w.boundary, body: w.body };
   const chunks: Buffer[] = [];
   for await (const c of w.stream) chunks.push(c as Buffer);
   return { headers: w.headers, boundary: w.boundary, body: Buffer.concat(chunks) };

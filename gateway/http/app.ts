@@ -88,7 +88,8 @@ export function createApp(d: AppDeps): express.Express {
       for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
       res.setHeader('content-type', out.contentType);
       if (out.length !== undefined) res.setHeader('content-length', String(out.length));
-      await pipeline(out.stream, res);
+      if (out.body) res.end(out.body);
+      else await pipeline(out.stream, res);
     } catch (e) {
       log.error({ err: e }, 'response failed');
       if (!res.headersSent) res.status(500).end();

@@ -10,7 +10,7 @@ import type { OsciMessage } from '../model.ts';
 import { buildSoap } from '../soap-build.ts';
 import { assertContentId, signEnvelope, withSignerCertificate } from './signatures.ts';
 import { encryptTransport, OSCI_ENC_CID } from './transport.ts';
-import type { EncodedMessage, EncodeOptions } from './types.ts';
+import { encodedFrom, type EncodedMessage, type EncodeOptions } from './types.ts';
 
 const RESERVED_CIDS = new Set(['osci@message', OSCI_ENC_CID]);
 
@@ -53,10 +53,7 @@ export async function encodeMessage(msg: OsciMessage, opts: EncodeOptions): Prom
       ...attachments.map((a) => ({ headers: binaryPartHeaders(a.contentId, a.size, a.contentType), body: () => a.open() })),
     ];
     if (opts.encryptFor) return encryptTransport(parts, { recipient: opts.encryptFor, ...(opts.policy ? { policy: opts.policy } : {}) });
-    const w = writeMultipart(parts, { includeTopHeaders: true });
-    const out: EncodedMessage = { contentType: w.headers['Content-Type'] as string, headers: w.headers, stream: w.stream };
-    if (w.length !== undefined) out.length = w.length;
-    return out;
+    return encodedFrom(writeMultipart(parts, { includeTopHeaders: true }));
   } catch (e) {
     throw toOsciError(e);
   }

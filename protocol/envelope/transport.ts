@@ -19,7 +19,7 @@ import { OsciError } from '../errors.ts';
 import { binaryPartHeaders, soapPartHeaders, writeMultipart, type MultipartPartInput } from '../mime.ts';
 import { soapEncryptedXml } from '../soap-build.ts';
 import type { ParsedSoap } from '../soap-parse.ts';
-import type { EncodedMessage, TransportKey } from './types.ts';
+import { encodedFrom, type EncodedMessage, type TransportKey } from './types.ts';
 
 /** Content-ID of the encrypted payload part ([C] every .wire.mime). */
 export const OSCI_ENC_CID = 'osci_enc';
@@ -30,7 +30,8 @@ export const GCM_OVERHEAD = GCM_IV_BYTES + GCM_TAG_BYTES;
 
 /**
  * Wraps the inner MIME entity (`parts`, written with its top headers) into the encrypted outer message for
- * `recipient`. The inner stream is encrypted while it is written (bounded memory); nothing is buffered.
+ * `recipient`. The inner stream is encrypted while it is written (bounded memory); nothing is buffered but a
+ * message without attachments, which is built in memory anyway.
  */
 export function encryptTransport(
   parts: readonly MultipartPartInput[],
@@ -45,30 +46,34 @@ export function encryptTransport(
     declareBase64Transform: true,
     ...(opts.policy ? { policy: opts.policy } : {}),
   });
-  // The cipher context holds its own copy of the key; ours is wiped at once.
-  const encryptor = enc.createEncryptStream();
-  enc.symKey.fill(0);
   const soap = Buffer.from(soapEncryptedXml(serializeXml(enc.encryptedData)), 'utf8');
 
   // Same boundary outside and inside, as the reference library does (§11); the inner one is encrypted anyway.
   const inner = writeMultipart(parts, { ...(opts.boundary !== undefined ? { boundary: opts.boundary } : {}), includeTopHeaders: true });
-  const payload = (): Readable => {
-    pipeline(inner.stream, encryptor).catch(() => {
-      // pipeline() destroys `encryptor` with the error; the outer writer reports it to the consumer.
-    });
-    return encryptor;
-  };
+  // A message built in memory (no attachments) is encrypted in one call; anything else streams through the cipher.
+  let body: Buffer | (() => Readable);
+  if (inner.body) {
+    body = enc.encrypt(inner.body);
+  } else {
+    const encryptor = enc.createEncryptStream();
+    body = () => {
+      pipeline(inner.stream, encryptor).catch(() => {
+        // pipeline() destroys `encryptor` with the error; the outer writer reports it to the consumer.
+      });
+      return encryptor;
+    };
+  }
+  // The cipher context holds its own copy of the key; ours is wiped at once.
+  enc.symKey.fill(0);
   const outer = writeMultipart(
     [
       { headers: { ...soapPartHeaders(), 'Content-Length': String(soap.length) }, body: soap },
-      { headers: binaryPartHeaders(OSCI_ENC_CID, inner.length === undefined ? undefined : inner.length + GCM_OVERHEAD), body: payload },
+      { headers: binaryPartHeaders(OSCI_ENC_CID, inner.length === undefined ? undefined : inner.length + GCM_OVERHEAD), body },
     ],
     // The payload is ciphertext under a fresh key: a boundary drawn for the inner entity cannot occur in it either.
     { boundary: inner.boundary, randomBoundary: opts.boundary === undefined, includeTopHeaders: true },
   );
-  const out: EncodedMessage = { contentType: outer.headers['Content-Type'] as string, headers: outer.headers, stream: outer.stream };
-  if (outer.length !== undefined) out.length = outer.length;
-  return out;
+  return encodedFrom(outer);
 }
 
 function isEl(e: Element, ns: string, local: string): boolean {

@@ -3,6 +3,7 @@ import type { KeyObject, X509Certificate } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { CryptoPolicy } from '../../crypto/algorithms.ts';
 import type { OsciMessage } from '../model.ts';
+import type { WrittenMultipart } from '../mime-write.ts';
 import type { ParsedSoap } from '../soap-parse.ts';
 
 /** One of our cipher keys; `cert` picks it by the EncryptedKey's X509Certificate (else every key is tried). */
@@ -116,4 +117,14 @@ export interface EncodedMessage {
   /** Exact body length when every part size is known. */
   length?: number;
   stream: Readable;
+  /** The whole body, when it was built in memory (no attachments): write it at once instead of reading `stream`. */
+  body?: Buffer;
+}
+
+/** The message as `writeMultipart` wrote it. */
+export function encodedFrom(w: WrittenMultipart): EncodedMessage {
+  const out: EncodedMessage = { contentType: w.headers['Content-Type'] as string, headers: w.headers, stream: w.stream };
+  if (w.length !== undefined) out.length = w.length;
+  if (w.body !== undefined) out.body = w.body;
+  return out;
 }

@@ -216,6 +216,9 @@ describe('protocol/envelope: encode → decode', function () {
       });
       const wire = await bytes(enc.stream);
       expect(wire.length).to.equal(enc.length);
+      // Without attachments the whole message is built in memory, and `body` holds the bytes `stream` yields.
+      if (c.attachments?.length) expect(enc.body).to.equal(undefined);
+      else expect(enc.body?.equals(wire)).to.equal(true);
       expect(enc.contentType).to.match(/^Multipart\/Related; boundary=MIME_boundary_[A-Za-z0-9]{32}; type=text\/xml$/);
       // The reference library's framing: entity headers at the start of the body (§11).
       expect(wire.subarray(0, 60).toString('latin1')).to.match(/^MIME-Version: 1\.0\r\nContent-Type: Multipart\/Related/);

@@ -431,6 +431,22 @@ describe('protocol/mime', function () {
       expect(m.parts[1]?.body?.equals(a)).to.equal(true);
     });
 
+    it('gives the whole entity as one Buffer when every body is one, the same bytes the stream yields', async function () {
+      const a = randomBytes(1234);
+      const parts = [
+        { headers: soapPartHeaders(), body: SOAP },
+        { headers: binaryPartHeaders('a', a.length), body: a },
+      ];
+      const w = writeMultipart(parts, { boundary: B, includeTopHeaders: true });
+      expect(w.body?.equals(await collect(w.stream))).to.equal(true);
+      expect(w.length).to.equal(w.body?.length);
+      const m = await parseMultipartBuffer(w.body as Buffer, {});
+      expect(m.parts.map((p) => p.body?.length)).to.deep.equal([SOAP.length, a.length]);
+      expect(m.parts[1]?.body?.equals(a)).to.equal(true);
+      // One streamed body and there is none: the entity is only ever streamed.
+      expect(writeMultipart([parts[0] as (typeof parts)[0], { headers: binaryPartHeaders('a', a.length), body: () => Readable.from([a]) }], { includeTopHeaders: true }).body).to.equal(undefined);
+    });
+
     it('fails the stream when a body does not match its declared Content-Length', async function () {
       for (const n of [10, 12]) {
         const w = writeMultipart(
