@@ -70,20 +70,43 @@ function ownDeclarations(el: Element, inherited: NsMap): NsDecl[] | undefined {
     const prefix = a.prefix === 'xmlns' ? (a.localName ?? '') : '';
     (decls ??= []).push({ prefix, uri: a.value });
   }
-  const bound = (p: string): string | undefined => {
-    if (decls) for (let i = decls.length - 1; i >= 0; i--) if ((decls[i] as NsDecl).prefix === p) return (decls[i] as NsDecl).uri;
-    return inherited.get(p);
-  };
   const elPrefix = el.prefix ?? '';
   const elUri = el.namespaceURI ?? '';
-  if ((bound(elPrefix) ?? '') !== elUri) (decls ??= []).push({ prefix: elPrefix, uri: elUri });
+  if ((bound(decls, inherited, elPrefix) ?? '') !== elUri) (decls ??= []).push({ prefix: elPrefix, uri: elUri });
   for (let i = 0; i < attrs.length; i++) {
     const a = attrs[i] as Attr;
     const p = a.prefix;
     if (!p || p === 'xmlns' || p === 'xml' || a.namespaceURI === XMLNS_NS) continue;
-    if (bound(p) !== (a.namespaceURI ?? '')) (decls ??= []).push({ prefix: p, uri: a.namespaceURI ?? '' });
+    if (bound(decls, inherited, p) !== (a.namespaceURI ?? '')) (decls ??= []).push({ prefix: p, uri: a.namespaceURI ?? '' });
   }
   return decls;
+}
+
+// Module-level helpers rather than closures in the per-element functions: tsx (esbuild keepNames) names every
+// closure each time it is created, which cost ≈ 1.5 % of a request's main-thread time (BENCHMARKS.md).
+
+/** The URI `prefix` is bound to: the element's own declarations so far (last wins), else the inherited scope. */
+function bound(decls: NsDecl[] | undefined, inherited: NsMap, prefix: string): string | undefined {
+  if (decls) for (let i = decls.length - 1; i >= 0; i--) if ((decls[i] as NsDecl).prefix === prefix) return (decls[i] as NsDecl).uri;
+  return inherited.get(prefix);
+}
+
+/** Namespace nodes an opening tag renders, and the bindings its output children then see. */
+interface Rendering {
+  render: NsDecl[];
+  above: NsMap;
+  rendered: NsMap;
+}
+
+function mark(r: Rendering, prefix: string, uri: string): void {
+  r.render.push({ prefix, uri });
+  if (r.rendered === r.above) r.rendered = new Map(r.above);
+  (r.rendered as Map<string, string>).set(prefix, uri);
+}
+
+/** Exc-C14N §3: rendered unless the nearest output ancestor rendered the same binding. */
+function markUnlessRendered(r: Rendering, prefix: string, uri: string): void {
+  if ((r.rendered.get(prefix) ?? '') !== uri) mark(r, prefix, uri);
 }
 
 function extend(base: NsMap, decls: NsDecl[] | undefined): NsMap {
@@ -146,8 +169,12 @@ function renderAttributes(el: Element, extra: Attr[] | undefined): string {
   return s;
 }
 
+function byPrefix(a: NsDecl, b: NsDecl): number {
+  return cmp(a.prefix, b.prefix);
+}
+
 function renderNs(decls: NsDecl[]): string {
-  if (decls.length > 1) decls.sort((a, b) => cmp(a.prefix, b.prefix));
+  if (decls.length > 1) decls.sort(byPrefix);
   let s = '';
   for (const d of decls) s += d.prefix ? ' xmlns:' + d.prefix + '="' + escapeAttr(d.uri) + '"' : ' xmlns="' + escapeAttr(d.uri) + '"';
   return s;
@@ -233,49 +260,40 @@ class Canonicalizer {
   private open(el: Element, scopeAbove: NsMap, renderedAbove: NsMap, apex: boolean, subset: boolean): [NsMap, NsMap] {
     const decls = this.trackScope ? ownDeclarations(el, scopeAbove) : undefined;
     const scope = extend(scopeAbove, decls);
-    const render: NsDecl[] = [];
-    let rendered = renderedAbove;
-    const mark = (prefix: string, uri: string): void => {
-      render.push({ prefix, uri });
-      if (rendered === renderedAbove) rendered = new Map(renderedAbove);
-      (rendered as Map<string, string>).set(prefix, uri);
-    };
+    const r: Rendering = { render: [], above: renderedAbove, rendered: renderedAbove };
     if (!this.exclusive) {
       // C14N §2.3/§4.7: a namespace node is output unless the nearest output ancestor has the same one;
       // xmlns="" only when the parent in the output had a non-empty default. The xml prefix is never output.
       if (apex) {
-        for (const [prefix, uri] of scope) if (prefix !== 'xml' && uri !== '') mark(prefix, uri);
+        for (const [prefix, uri] of scope) if (prefix !== 'xml' && uri !== '') mark(r, prefix, uri);
       } else if (decls) {
         const seen = new Set<string>();
         for (let i = decls.length - 1; i >= 0; i--) {
           const d = decls[i] as NsDecl;
           if (seen.has(d.prefix) || d.prefix === 'xml') continue;
           seen.add(d.prefix);
-          if ((renderedAbove.get(d.prefix) ?? '') !== d.uri && (d.uri !== '' || d.prefix === '')) mark(d.prefix, d.uri);
+          if ((renderedAbove.get(d.prefix) ?? '') !== d.uri && (d.uri !== '' || d.prefix === '')) mark(r, d.prefix, d.uri);
         }
       }
     } else {
       // Exc-C14N §3: render namespaces visibly utilized by el (its prefix, its attributes' prefixes) unless the
       // nearest output ancestor rendered the same binding; PrefixList prefixes follow the inclusive rule.
-      const want = (prefix: string, uri: string): void => {
-        if ((rendered.get(prefix) ?? '') !== uri) mark(prefix, uri);
-      };
-      want(el.prefix ?? '', el.namespaceURI ?? '');
+      markUnlessRendered(r, el.prefix ?? '', el.namespaceURI ?? '');
       const attrs = el.attributes;
       for (let i = 0; i < attrs.length; i++) {
         const a = attrs[i] as Attr;
         const p = a.prefix;
         if (!p || p === 'xml' || p === 'xmlns' || a.namespaceURI === XMLNS_NS) continue;
-        want(p, a.namespaceURI ?? '');
+        markUnlessRendered(r, p, a.namespaceURI ?? '');
       }
       for (const p of this.prefixList) {
         const uri = scope.get(p);
-        if (uri !== undefined && p !== 'xml') want(p, uri);
+        if (uri !== undefined && p !== 'xml') markUnlessRendered(r, p, uri);
       }
     }
     const extra = apex && subset && !this.exclusive ? inheritedXmlAttrs(el) : undefined;
-    this.out += '<' + el.tagName + renderNs(render) + renderAttributes(el, extra) + '>';
-    return [scope, rendered];
+    this.out += '<' + el.tagName + renderNs(r.render) + renderAttributes(el, extra) + '>';
+    return [scope, r.rendered];
   }
 
   /** Depth-first over the apex's subtree without recursion (deep documents must not overflow the stack). */

@@ -618,7 +618,8 @@ export function multipartWritable(opts: ParseMultipartOptions = {}): { writable:
       );
     },
     destroy(err, cb) {
-      fail(new OsciError('ERR_MIME_MALFORMED', 'message stream failed before its end', err ? { cause: err } : undefined));
+      // Also called after a normal finish (autoDestroy): then the parse has settled and there is nothing to fail.
+      if (!settled) fail(new OsciError('ERR_MIME_MALFORMED', 'message stream failed before its end', err ? { cause: err } : undefined));
       cb(err);
     },
   });
