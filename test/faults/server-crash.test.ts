@@ -18,7 +18,7 @@ import { devServerConfig, osciClient, startServerProcess, writeServerConfig, typ
 
 const SENDERS = 8;
 const MAX_PER_SENDER = 8;
-/** Receipts before the kill is armed; the kill then waits until at least this many storeDeliveries are in flight. */
+/** Receipts before the kill is armed; it then waits until at least this many storeDeliveries are in flight and one is half uploaded. */
 const KILL_AFTER_RECEIPTS = 5;
 const KILL_WITH_IN_FLIGHT = 3;
 
@@ -89,7 +89,13 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       };
 
       const sender = async (s: number) => {
-        const client = osciClient(srv.osciUrl, ag, intermediary, tmp);
+        // The kill lands halfway through an upload of an attachment (only storeDeliveries carry one): that order
+        // is cut whatever the timing, since the server cannot have answered a request it has not fully received.
+        const client = osciClient(srv.osciUrl, ag, intermediary, tmp, {
+          onUploadProgress: (sent, total) => {
+            if (total !== undefined && total > 1024 * 1024 && sent > total / 2 && sent < total) maybeKill();
+          },
+        });
         for (let n = 0; n < MAX_PER_SENDER && !killed; n++) {
           const attachment = randomBytes(randomInt(1024 * 1024, 3 * 1024 * 1024));
           const text = `<nachricht sender="${s}" n="${n}"/>`;
@@ -108,7 +114,6 @@ for (const backend of ['sqlite', 'postgres'] as const) {
             tmpDir: tmp,
           });
           inFlight++;
-          maybeKill();
           try {
             const receipt = await client.storeDelivery({
               messageId,
@@ -128,7 +133,6 @@ for (const backend of ['sqlite', 'postgres'] as const) {
             inFlight--;
             await sealed.dispose();
           }
-          maybeKill();
           if (errorsBeforeKill.length) return;
         }
       };

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OsciClient } from '../../adapters/osci/client.ts';
+import { OsciClient, type OsciClientOptions } from '../../adapters/osci/client.ts';
 import type { ServerConfig } from '../../gateway/config.ts';
 import type { TestIdentity } from './devpki.ts';
 import { REPO_ROOT } from './env.ts';
@@ -43,13 +43,14 @@ export function devServerConfig(pkiDir: string, dataDir: string, db?: string): P
 }
 
 /** An OSCI client of `who` for the server at `osciUrl` whose identity is `intermediary` (the dev PKI's). */
-export function osciClient(osciUrl: string, who: TestIdentity, intermediary: TestIdentity, tmpDir: string): OsciClient {
+export function osciClient(osciUrl: string, who: TestIdentity, intermediary: TestIdentity, tmpDir: string, extra: Pick<OsciClientOptions, 'onUploadProgress'> = {}): OsciClient {
   return new OsciClient({
     endpoint: osciUrl,
     intermediary: { cipher: intermediary.cipher.cert, signature: intermediary.signature.cert },
     signer: who.signature,
     cipher: who.cipher,
     tmpDir,
+    ...extra,
   });
 }
 
