@@ -68,7 +68,7 @@ function checkShape(text: string): void {
 
 /**
  * xmldom with every warning and error fatal (ERR_XML_MALFORMED). `locator` tracks line and column: it costs
- * ≈ 15 % of every parse, so only a document that failed is parsed again with it, for the position in the message.
+ * ≈ 10 % of every parse, so only a document that failed is parsed again with it, for the position in the message.
  */
 function domParse(text: string, locator: boolean): Document {
   let problem: string | undefined;

@@ -138,9 +138,14 @@ export class Intermediary {
         await response.cleanup?.();
         throw e;
       }
-      // Attachments relayed from a passive recipient's answer live in temporary files until the response is written.
+      // Attachments relayed from a passive recipient's answer live in temporary files until the response is written;
+      // an answer built in memory (`body`: it has none) needs nothing more.
       const cleanup = response.cleanup;
-      if (cleanup) finished(encoded.stream, () => void cleanup().catch((err: unknown) => ctx.log.warn({ err }, 'cleanup failed')));
+      if (cleanup) {
+        const run = () => void cleanup().catch((err: unknown) => ctx.log.warn({ err }, 'cleanup failed'));
+        if (encoded.body) run();
+        else finished(encoded.stream, run);
+      }
       this.o.metrics?.requests.inc({ type: msg.type, outcome: 'ok' });
       ctx.log.info({ ms: Number(process.hrtime.bigint() - started) / 1e6, feedback: response.feedback }, 'osci request done');
       return { ...encoded, status: 200 };
