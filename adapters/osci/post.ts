@@ -142,8 +142,14 @@ export async function postOsci(endpoint: string, message: EncodedMessage, opts: 
       });
       resolve({ status, contentType: res.headers['content-type'], body: answer });
     });
-    let sent = 0;
     const progress = opts.onUploadProgress;
+    if (message.body) {
+      // Built in memory (no attachments): one write, no stream.
+      progress?.(message.body.length, message.length);
+      sending.end(message.body);
+      return;
+    }
+    let sent = 0;
     if (progress || idle) {
       body.on('data', (c: Buffer) => {
         touch();

@@ -102,6 +102,16 @@ describe('OSCI HTTP exchange (adapters/osci/post.ts): timeouts, redirects, limit
     expect(progress.at(-1)).to.equal(n * chunk.length);
   });
 
+  it('sends a message built in memory (`body`) in one write without reading its stream', async () => {
+    const body = Buffer.alloc(30_000, 5);
+    const progress: number[] = [];
+    const unread = new Readable({ read: () => expect.fail('the stream of a message with a body was read') });
+    const r = await postOsci(`${url}/count`, { contentType: 'text/plain', headers: {}, length: body.length, body, stream: unread }, { onUploadProgress: (sent) => progress.push(sent), idleTimeoutMs: 5000 });
+    expect(r.status).to.equal(200);
+    expect(await read(r.body)).to.equal(String(body.length));
+    expect(progress).to.deep.equal([body.length]);
+  });
+
   it('verifies the peer\'s TLS certificate: an untrusted one is refused (ERR_REMOTE) before anything is sent', async () => {
     const id = selfSignedIdentity('127.0.0.1');
     let called = false;
