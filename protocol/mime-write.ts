@@ -212,7 +212,10 @@ export function writeMultipart(parts: readonly MultipartPartInput[], opts: Write
 
   if (parts.every((p) => Buffer.isBuffer(p.body))) {
     const chunks: Buffer[] = [top];
-    for (const [i, part] of parts.entries()) chunks.push(...(i > 0 ? [between] : []), heads[i] as Buffer, part.body as Buffer);
+    for (const [i, part] of parts.entries()) {
+      if (i > 0) chunks.push(between);
+      chunks.push(heads[i] as Buffer, part.body as Buffer);
+    }
     chunks.push(tail);
     const body = Buffer.concat(chunks);
     return { headers, boundary, body, length: body.length, stream: Readable.from([body], { objectMode: false }) };
