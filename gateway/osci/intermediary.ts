@@ -383,15 +383,11 @@ export class Intermediary {
 
   /**
    * A MessageId we issued to this client is consumed with the commit (9801 on reuse). Clients that bring their
-   * own MessageId (the reference library can) are accepted when configured; uniqueness still holds.
+   * own MessageId (the reference library can) are accepted when configured, unless we issued it to someone
+   * else; uniqueness still holds.
    */
-  private async beginStore(messageId: string, clientFp: string) {
-    try {
-      return await this.o.store.beginMessage(messageId, { issuedTo: clientFp });
-    } catch (e) {
-      if (!(e instanceof OsciError) || e.code !== 'ERR_MESSAGE_ID' || !this.o.acceptForeignMessageIds) throw e;
-      return this.o.store.beginMessage(messageId);
-    }
+  private beginStore(messageId: string, clientFp: string) {
+    return this.o.store.beginMessage(messageId, { issuedTo: clientFp, acceptForeign: this.o.acceptForeignMessageIds });
   }
 
   private requireParticipant(ctx: RequestContext): string {

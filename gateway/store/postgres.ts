@@ -57,6 +57,8 @@ import {
   guarded,
   isConversationId,
   messageIdTaken,
+  messageIdUse,
+  type MessageIdUse,
   misuse,
   newConversationId,
   notFound,
@@ -413,6 +415,7 @@ export class PgStore implements Store {
     const issuedTo = opts.issuedTo === undefined ? undefined : checkId(opts.issuedTo, 'issuedTo');
     return guarded(async () => {
       const c = await this.pool.connect();
+      let use: MessageIdUse;
       try {
         await c.query('BEGIN');
         // The receipt promises durability: never let a server-wide synchronous_commit=off weaken it.
@@ -421,23 +424,25 @@ export class PgStore implements Store {
         const lock = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [writerLockKey(this.schema, messageId)]);
         if (lock.rows[0]?.ok !== true) throw messageIdTaken();
         if ((await c.query(`SELECT 1 FROM ${this.t('messages')} WHERE message_id = $1`, [messageId])).rowCount !== 0) throw messageIdTaken();
-        if (
-          issuedTo !== undefined &&
-          (await c.query(`SELECT 1 FROM ${this.t('issued_message_ids')} WHERE message_id = $1 AND client_fingerprint = $2 AND consumed IS NULL`, [
-            messageId,
-            issuedTo,
-          ])).rowCount === 0
-        ) {
-          throw messageIdTaken();
-        }
+        use = messageIdUse(issuedTo === undefined ? undefined : await this.issueOf(c, messageId), issuedTo, opts.acceptForeign === true);
       } catch (err) {
         let broken = false;
         await c.query('ROLLBACK').catch(() => (broken = true));
         c.release(broken);
         throw err;
       }
-      return new PgWriter(this, c, messageId, issuedTo);
+      return new PgWriter(this, c, messageId, use);
     });
+  }
+
+  async issueOf(db: Queryable, messageId: string): Promise<{ clientFingerprint: string; consumed: boolean } | undefined> {
+    const r = await this.q<{ client_fingerprint: string; consumed: unknown }>(
+      `SELECT client_fingerprint, consumed FROM ${this.t('issued_message_ids')} WHERE message_id = $1`,
+      [messageId],
+      db,
+    );
+    const row = r.rows[0];
+    return row === undefined ? undefined : { clientFingerprint: row.client_fingerprint, consumed: row.consumed !== null };
   }
 
   private async partsOf(messageIds: string[]): Promise<Map<string, PartRecord[]>> {
@@ -542,7 +547,7 @@ class PgWriter implements MessageWriter {
     private readonly store: PgStore,
     private readonly client: pg.PoolClient,
     readonly messageId: string,
-    private readonly issuedTo: string | undefined,
+    private readonly use: MessageIdUse,
   ) {}
 
   private enter(): void {
@@ -585,7 +590,8 @@ class PgWriter implements MessageWriter {
     const m = checkMessageInput(meta, card);
     this.enter();
     try {
-      if (this.issuedTo !== undefined && !(await this.store.consumeIn(this.client, this.messageId, this.issuedTo))) throw messageIdTaken();
+      if (this.use.kind === 'issued' && !(await this.store.consumeIn(this.client, this.messageId, this.use.to))) throw messageIdTaken();
+      if (this.use.kind === 'foreign' && (await this.store.issueOf(this.client, this.messageId)) !== undefined) throw messageIdTaken();
       await this.client.query(
         `INSERT INTO ${this.store.t('messages')} (message_id, originator_id, addressee_id, subject, soap_xml, creation, recent_modification, inspections)
          VALUES ($1, $2, $3, $4, $5, $6, $6, $7)`,

@@ -62,6 +62,8 @@ import {
   guarded,
   isConversationId,
   messageIdTaken,
+  messageIdUse,
+  type MessageIdUse,
   misuse,
   newConversationId,
   notFound,
@@ -409,24 +411,26 @@ export class SqliteStore implements Store {
       if (claims.has(key) || this.stmt('SELECT 1 FROM messages WHERE message_id = ?').get(messageId) !== undefined) {
         throw messageIdTaken();
       }
-      if (
-        issuedTo !== undefined &&
-        this.stmt('SELECT 1 FROM issued_message_ids WHERE message_id = ? AND client_fingerprint = ? AND consumed IS NULL').get(messageId, issuedTo) ===
-          undefined
-      ) {
-        throw messageIdTaken();
-      }
+      const use = messageIdUse(issuedTo === undefined ? undefined : this.issueOf(messageId), issuedTo, opts.acceptForeign === true);
       claims.add(key);
-      return new SqliteWriter(this, messageId, issuedTo, () => claims.delete(key));
+      return new SqliteWriter(this, messageId, use, () => claims.delete(key));
     });
   }
 
+  private issueOf(messageId: string): { clientFingerprint: string; consumed: boolean } | undefined {
+    const row = this.stmt('SELECT client_fingerprint, consumed FROM issued_message_ids WHERE message_id = ?').get(messageId) as
+      | { client_fingerprint: string; consumed: number | null }
+      | undefined;
+    return row === undefined ? undefined : { clientFingerprint: row.client_fingerprint, consumed: row.consumed !== null };
+  }
+
   /** Inserts the message and part rows in one IMMEDIATE transaction: the visibility point. */
-  commitRows(messageId: string, payloadDir: string, issuedTo: string | undefined, m: MessageInput, parts: PartRecord[]): void {
+  commitRows(messageId: string, payloadDir: string, use: MessageIdUse, m: MessageInput, parts: PartRecord[]): void {
     this.db
       .transaction(() => {
         if (this.stmt('SELECT 1 FROM messages WHERE message_id = ?').get(messageId) !== undefined) throw messageIdTaken();
-        if (issuedTo !== undefined && !this.consumeNow(messageId, issuedTo)) throw messageIdTaken();
+        if (use.kind === 'issued' && !this.consumeNow(messageId, use.to)) throw messageIdTaken();
+        if (use.kind === 'foreign' && this.issueOf(messageId) !== undefined) throw messageIdTaken();
         this.stmt(
           `INSERT INTO messages (message_id, originator_id, addressee_id, subject, soap_xml, creation, recent_modification, inspections, payload_dir)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -524,7 +528,7 @@ class SqliteWriter implements MessageWriter {
   constructor(
     private readonly store: SqliteStore,
     readonly messageId: string,
-    private readonly issuedTo: string | undefined,
+    private readonly use: MessageIdUse,
     private readonly release: () => void,
   ) {}
 
@@ -562,7 +566,7 @@ class SqliteWriter implements MessageWriter {
     const withFiles = this.tmpFiles.length > 0;
     try {
       if (withFiles) await this.store.payloads.install(dirName, this.tmpFiles);
-      this.store.commitRows(this.messageId, dirName, this.issuedTo, m, this.parts);
+      this.store.commitRows(this.messageId, dirName, this.use, m, this.parts);
     } catch (err) {
       this.state = 'failed';
       if (withFiles) await this.store.payloads.settle(dirName, true).catch(() => undefined);

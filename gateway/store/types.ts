@@ -198,6 +198,12 @@ export interface BeginMessageOptions {
    * MessageId usable for the client's retry. ERR_MESSAGE_ID otherwise.
    */
   issuedTo?: string;
+  /**
+   * With `issuedTo`: a MessageId this intermediary never issued is accepted as the client's own (the reference
+   * library can bring one), still unique among stored messages. One issued to another client, or consumed, is not:
+   * the commit re-checks inside its transaction that nobody was issued it meanwhile.
+   */
+  acceptForeign?: boolean;
 }
 
 export interface WaitingSelection {

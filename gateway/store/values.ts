@@ -21,6 +21,23 @@ export function messageIdTaken(): OsciError {
   return new OsciError('ERR_MESSAGE_ID', 'MessageId not issued, already used or already stored');
 }
 
+/** How a writer may use its MessageId: issued to the client (consumed at commit), the client's own, or unchecked. */
+export type MessageIdUse = { kind: 'issued'; to: string } | { kind: 'foreign' } | { kind: 'unchecked' };
+
+/**
+ * Decides a storeDelivery's MessageId from its issue record (`issued`: to whom, and whether consumed): issued to
+ * this client and unused, or never issued and foreign ones accepted; ERR_MESSAGE_ID otherwise (9801).
+ */
+export function messageIdUse(issued: { clientFingerprint: string; consumed: boolean } | undefined, issuedTo: string | undefined, acceptForeign: boolean): MessageIdUse {
+  if (issuedTo === undefined) return { kind: 'unchecked' };
+  if (issued === undefined) {
+    if (acceptForeign) return { kind: 'foreign' };
+    throw messageIdTaken();
+  }
+  if (issued.clientFingerprint !== issuedTo || issued.consumed) throw messageIdTaken();
+  return { kind: 'issued', to: issuedTo };
+}
+
 /** Runs `fn`, turning every non-OsciError into ERR_INTERNAL "store failure". */
 export async function guarded<T>(fn: () => Promise<T> | T): Promise<T> {
   try {

@@ -3,7 +3,7 @@
  * answered twice, a skipped SequenceNumber, a missing Response, a ConversationId used with another client's
  * certificate, a closed or unknown dialog, byte-identical replays of recorded requests (by a man in the middle who
  * cannot read them), a replayed storeDelivery (the same MessageId stores once, also when sent 10 times at once),
- * and a replayed response shown to the client. Refusals are 9400 faults with the standard text (9801 for the
+ * a MessageId issued to one client brought by another as its own, and a replayed response shown to the client. Refusals are 9400 faults with the standard text (9801 for the
  * MessageId, order level), the dialog's state is untouched by every refusal, nothing is stored twice.
  */
 import { expect } from 'chai';
@@ -216,6 +216,22 @@ describe('security: dialogs and replay against the running intermediary', functi
     });
   });
 
+  it("a MessageId issued to ag-lemgo, brought by kanzlei-mustermann as its own → 9801; ag-lemgo's storeDelivery with it still succeeds", async () => {
+    const issued = await clientOf(srv, c.ag).getMessageId();
+    let refused: unknown;
+    try {
+      await clientOf(srv, c.kanzlei).storeDelivery({ ...(await sealedFor(c.stadt, c.kanzlei)), messageId: issued });
+    } catch (e) {
+      refused = e;
+    }
+    expect(String(refused)).to.match(/9801/);
+    expect(await srv.server.store.getMessage(issued)).to.equal(undefined);
+    const receipt = await clientOf(srv, c.ag).storeDelivery({ ...(await sealedFor(c.stadt)), messageId: issued });
+    expect(receipt.messageId).to.equal(issued);
+    expect((await srv.server.store.getMessage(issued))?.originatorId).to.equal('ag-lemgo');
+    await clearMailbox(c.stadt);
+  });
+
   it('the same storeDelivery sent 10 times at once: exactly one receipt (0800), nine 9801, stored once', async () => {
     const o = await storeDeliveryOrder(c.ag, c.stadt, { tmpDir: srv.tmp, attachments: [{ contentId: 'anlage.pdf', data: Buffer.alloc(300_000, 3) }] });
     await o.sealed.dispose();
@@ -233,8 +249,8 @@ describe('security: dialogs and replay against the running intermediary', functi
     await clearMailbox(c.stadt);
   });
 
-  async function sealedFor(to: TestIdentity) {
-    const o = await storeDeliveryOrder(c.ag, to, { tmpDir: srv.tmp });
+  async function sealedFor(to: TestIdentity, from: TestIdentity = c.ag) {
+    const o = await storeDeliveryOrder(from, to, { tmpDir: srv.tmp });
     await o.sealed.dispose();
     const m = o.message;
     return { addresseeCipher: to.cipher.cert, subject: m.subject, contentPackage: m.contentPackage, certificates: m.certificates.filter((x) => x.role !== 'originator' || x.usage !== 'cipher') };

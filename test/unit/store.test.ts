@@ -336,6 +336,28 @@ function contract(name: string, makeHarness: (ctx: Mocha.Context) => Promise<Har
         await expectOsciError(w2.commit({ originatorId: 'alice', addresseeId: 'bob', soapXml: Buffer.from('<x/>') }, { creation: new Date(), inspections: null }), 'ERR_MESSAGE_ID');
         expect(await store.getMessage('issued-2')).to.equal(undefined);
       });
+
+      it('acceptForeign takes a MessageId nobody was issued, never one issued to another client or consumed', async function () {
+        const commit = (w: MessageWriter) => w.commit({ originatorId: 'alice', addresseeId: 'bob', soapXml: Buffer.from('<x/>') }, { creation: new Date(), inspections: null });
+        const foreign = { issuedTo: 'client-b', acceptForeign: true };
+        await store.issueMessageId('issued-3', 'client-a', new Date());
+        await expectOsciError(second.beginMessage('issued-3', foreign), 'ERR_MESSAGE_ID');
+        // Its owner still stores with it, as issued (consumed at commit).
+        await commit(await store.beginMessage('issued-3', { issuedTo: 'client-a', acceptForeign: true }));
+        expect(await store.consumeMessageId('issued-3')).to.equal(false);
+        await store.issueMessageId('issued-4', 'client-b', new Date());
+        expect(await store.consumeMessageId('issued-4')).to.equal(true);
+        await expectOsciError(store.beginMessage('issued-4', foreign), 'ERR_MESSAGE_ID');
+        // Never issued: the client's own, once.
+        await commit(await store.beginMessage('own-1', foreign));
+        expect((await second.getMessage('own-1'))?.originatorId).to.equal('alice');
+        await expectOsciError(second.beginMessage('own-1', foreign), 'ERR_MESSAGE_ID');
+        // Issued to somebody between begin and commit: the commit re-checks and stores nothing.
+        const w = await store.beginMessage('own-2', foreign);
+        await second.issueMessageId('own-2', 'client-a', new Date());
+        await expectOsciError(commit(w), 'ERR_MESSAGE_ID');
+        expect(await store.getMessage('own-2')).to.equal(undefined);
+      });
     });
 
     describe('messages', function () {
