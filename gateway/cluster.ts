@@ -102,6 +102,14 @@ export interface RunningCluster {
   stop(): Promise<void>;
 }
 
+/**
+ * glibc malloc settings for the workers, unless the operator set them. node:crypto and the sockets hand every chunk
+ * of a large message over in a new buffer; with glibc's defaults the freed heap goes back to the kernel and is faulted
+ * in (zeroed) again for the next chunks. Keeping up to 256 MiB and growing in 64 MiB steps halved the server's CPU of a
+ * 200 MB fetch in interleaved runs (BENCHMARKS.md, seventh round); it does not raise the peak RSS.
+ */
+export const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_TOP_PAD_: String(64 << 20), MALLOC_TRIM_THRESHOLD_: String(256 << 20) };
+
 /** Runs in the primary: prepares once, forks `workers` processes running the same command line, resolves once all listen. */
 export async function startCluster(cfg: ServerConfig, opts: { workers: number; log?: Logger }): Promise<RunningCluster> {
   if (!cluster.isPrimary) throw new OsciError('ERR_USAGE', 'startCluster runs in the primary process only');
@@ -112,7 +120,8 @@ export async function startCluster(cfg: ServerConfig, opts: { workers: number; l
   const pidDir = sqliteDir(cfg);
   // Round-robin in the primary on every platform (Windows defaults to the OS, which balances poorly).
   cluster.schedulingPolicy = cluster.SCHED_RR;
-  const env = { [PREPARED_ENV]: JSON.stringify(prepared) };
+  const malloc = Object.entries(WORKER_MALLOC_ENV).filter(([k]) => process.env[k] === undefined);
+  const env = { ...Object.fromEntries(malloc), [PREPARED_ENV]: JSON.stringify(prepared) };
 
   const live = new Set<Worker>();
   serveClusterMetrics();
