@@ -11,6 +11,7 @@ import { pgParams, processCardSelection, waitingSelection } from './queries.ts';
 import {
   certificateFromRow,
   groupParts,
+  committedMessage,
   messageFromRow,
   participantFromRow,
   summaryFromRow,
@@ -605,9 +606,7 @@ class PgWriter implements MessageWriter {
     }
     this.state = 'done';
     this.client.release();
-    const stored = await this.store.getMessage(this.messageId);
-    if (stored === undefined) throw storeFailure(new Error('committed message not readable'));
-    return stored;
+    return committedMessage(this.messageId, m, this.parts);
   }
 
   async abort(): Promise<void> {

@@ -3,7 +3,7 @@
  * PostgreSQL returns bigint columns as strings, SQLite as numbers).
  */
 import type { CertificateRecord, CertificateUsage, MessageSummary, Participant, PartRecord, StoredMessage } from './types.ts';
-import { fromJsonText, fromMs, optFromMs } from './values.ts';
+import { fromJsonText, fromMs, optFromMs, type MessageInput } from './values.ts';
 
 type Num = number | string;
 
@@ -100,6 +100,23 @@ export function summaryFromRow(r: SummaryRow, parts: PartRecord[]): MessageSumma
 
 export function messageFromRow(r: MessageRow, parts: PartRecord[]): StoredMessage {
   return { ...summaryFromRow(r, parts), soapXml: Buffer.from(r.soap_xml) };
+}
+
+/** The message as its rows read right after the commit that wrote them (no Forwarding, no Reception yet). */
+export function committedMessage(messageId: string, m: MessageInput, parts: PartRecord[]): StoredMessage {
+  const row: MessageRow = {
+    message_id: messageId,
+    originator_id: m.originatorId,
+    addressee_id: m.addresseeId,
+    subject: m.subject ?? null,
+    creation: m.creation,
+    forwarding: null,
+    reception: null,
+    recent_modification: m.creation,
+    inspections: m.inspections,
+    soap_xml: m.soapXml,
+  };
+  return messageFromRow(row, parts.map((p) => ({ ...p })));
 }
 
 /** Groups part rows by MessageId, each list ordered by index. */

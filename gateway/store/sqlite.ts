@@ -15,6 +15,7 @@ import { processCardSelection, sqliteParams, waitingSelection } from './queries.
 import {
   certificateFromRow,
   groupParts,
+  committedMessage,
   messageFromRow,
   participantFromRow,
   summaryFromRow,
@@ -579,9 +580,7 @@ class SqliteWriter implements MessageWriter {
     this.release();
     // The rows are committed (never undone from here on); the caller's receipt waits until they are on disk.
     await this.store.durable();
-    const stored = await this.store.getMessage(this.messageId);
-    if (stored === undefined) throw storeFailure(new Error('committed message not readable'));
-    return stored;
+    return committedMessage(this.messageId, m, this.parts);
   }
 
   async abort(): Promise<void> {
