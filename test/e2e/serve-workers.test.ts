@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OsciClient } from '../../adapters/osci/client.ts';
-import { awaitPreviousWorkers } from '../../gateway/cluster.ts';
+import { awaitPreviousWorkers, WORKER_MALLOC_ENV } from '../../gateway/cluster.ts';
 import { resolveConfig } from '../../gateway/config.ts';
 import { silentLogger } from '../../gateway/log.ts';
 import { sealContent } from '../../protocol/envelope/index.ts';
@@ -45,6 +45,7 @@ function serve(config: string, workers: number): Promise<Served> {
   const proc = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'amtsbote.js'), 'serve', '--config', config, '--workers', String(workers)], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MALLOC_'))),
   });
   let out = '';
   proc.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -116,6 +117,11 @@ describe('e2e: serve --workers 2 on SQLite (cluster)', function () {
     const pids = workerPids();
     expect(pids).to.have.length(2);
     expect(pids.every(alive)).to.equal(true);
+    // Each worker runs with the malloc settings of WORKER_MALLOC_ENV (none was set in this environment).
+    for (const pid of pids) {
+      const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      expect(env.filter((e) => e.startsWith('MALLOC_')).sort()).to.deep.equal(Object.entries(WORKER_MALLOC_ENV).map(([k, v]) => `${k}=${v}`).sort());
+    }
 
     const sender = client(running.url, ag);
     const ids = await Promise.all(
