@@ -510,8 +510,10 @@ describe('protocol/mime', function () {
       }
       for (let c1 = 0; c1 <= near.length; c1 += 3) {
         for (let c2 = c1; c2 <= near.length; c2++) {
+          // Written whole, and read back by the parser as exactly that body (the near-delimiters end nothing).
           const out = await collect(stream(near, c1, c2).stream);
-          expect(out.includes(near), `cuts ${c1} ${c2}`).to.equal(true);
+          const m = await parseMultipartBuffer(out, { contentType: `multipart/related; boundary=${boundary}` });
+          expect(m.parts.map((p) => p.body?.toString('latin1')), `cuts ${c1} ${c2}`).to.deep.equal([near.toString('latin1')]);
         }
       }
       expect(delimiterPrefixAtEnd(Buffer.from('xx\r\n-'), Buffer.from('\r\n--b'))).to.equal(3);
