@@ -3,8 +3,9 @@
  * - RSA private-key operations per second for the configured key size, on one core and on every core at once
  *   (one worker thread per core); the intermediary's small-message bound is the all-core rate divided by the
  *   private operations it needs per message.
- * - AES-256-GCM and SHA-256 MB/s on one core (one large message is one request, handled by one process), and
- *   their combination 1 / (1/aes + 1/sha): the rate at which one core can both decrypt and hash a stream.
+ * - AES-256-GCM and SHA-256 MB/s on one core (one large message is one request, handled by one process), each the
+ *   best of quarter-second windows, and their combination 1 / (1/aes + 1/sha): the rate at which one core can both
+ *   decrypt and hash a stream.
  * - Durable write MB/s: a file written in 1 MiB chunks and fsynced, in the folder the server stores into. A receipt
  *   is only issued once the message is on disk, so one fsynced write of the payload is the least an ingest costs.
  * Also records how busy the machine was with other programs meanwhile (the bench machine may be shared).
@@ -43,6 +44,17 @@ function rate(seconds: number, fn: () => void): number {
     n++;
   }
   return n / ((performance.now() - start) / 1000);
+}
+
+/**
+ * The best rate of `fn` over consecutive windows of `window` seconds within `seconds`. This VM's AES-GCM speed moves
+ * by up to 10× from one quarter second to the next, on an idle machine too (BENCHMARKS.md, seventh round): an average
+ * over a slow stretch is no bound, and a ratio against it could read as a goal met.
+ */
+function bestRate(seconds: number, fn: () => void, window = 0.25): number {
+  let best = 0;
+  for (let spent = 0; spent < seconds; spent += window) best = Math.max(best, rate(Math.min(window, seconds - spent), fn));
+  return best;
 }
 
 const RSA_WORKER = `
@@ -108,12 +120,12 @@ export async function measureBounds(opts: { quick: boolean; rsaKey?: KeyObject; 
   const rsaAll = await rsaParallel(key, cores, secs);
   const chunk = randomBytes(64 * 1024);
   const aesKey = randomBytes(32);
-  const aesChunks = rate(secs, () => {
+  const aesChunks = bestRate(secs, () => {
     const c = createCipheriv('aes-256-gcm', aesKey, randomBytes(12));
     for (let i = 0; i < 16; i++) c.update(chunk);
     c.final();
   });
-  const shaChunks = rate(secs, () => {
+  const shaChunks = bestRate(secs, () => {
     const h = createHash('sha256');
     for (let i = 0; i < 16; i++) h.update(chunk);
     h.digest();
