@@ -106,7 +106,8 @@ export interface RunningCluster {
  * glibc malloc settings for the workers, unless the operator set them. node:crypto and the sockets hand every chunk
  * of a large message over in a new buffer; with glibc's defaults the freed heap goes back to the kernel and is faulted
  * in (zeroed) again for the next chunks. Keeping up to 256 MiB and growing in 64 MiB steps halved the server's CPU of a
- * 200 MB fetch in interleaved runs (BENCHMARKS.md, seventh round); it does not raise the peak RSS.
+ * 200 MB fetch in interleaved runs (BENCHMARKS.md, seventh round); freed heap stays resident, and the peak RSS readings
+ * overlap with glibc's defaults.
  */
 export const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_TOP_PAD_: String(64 << 20), MALLOC_TRIM_THRESHOLD_: String(256 << 20) };
 

@@ -10,8 +10,8 @@ import { OsciError } from '../../protocol/errors.ts';
 import { pgParams, processCardSelection, waitingSelection } from './queries.ts';
 import {
   certificateFromRow,
-  groupParts,
   committedMessage,
+  groupParts,
   messageFromRow,
   participantFromRow,
   summaryFromRow,

@@ -14,8 +14,8 @@ import { WalSync } from './wal-sync.ts';
 import { processCardSelection, sqliteParams, waitingSelection } from './queries.ts';
 import {
   certificateFromRow,
-  groupParts,
   committedMessage,
+  groupParts,
   messageFromRow,
   participantFromRow,
   summaryFromRow,
