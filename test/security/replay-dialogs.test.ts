@@ -3,8 +3,9 @@
  * answered twice, a skipped SequenceNumber, a missing Response, a ConversationId used with another client's
  * certificate, a closed or unknown dialog, byte-identical replays of recorded requests (by a man in the middle who
  * cannot read them), a replayed storeDelivery (the same MessageId stores once, also when sent 10 times at once),
- * a MessageId issued to one client brought by another as its own, and a replayed response shown to the client. Refusals are 9400 faults with the standard text (9801 for the
- * MessageId, order level), the dialog's state is untouched by every refusal, nothing is stored twice.
+ * a MessageId issued to one client brought by another as its own, and a replayed response shown to the client.
+ * Refusals are 9400 faults with the standard text (9801 for the MessageId, order level), the dialog's state is
+ * untouched by every refusal, nothing is stored twice.
  */
 import { expect } from 'chai';
 import type { OsciClient } from '../../adapters/osci/client.ts';
