@@ -177,16 +177,21 @@ export function writeMultipart(parts: readonly MultipartPartInput[], opts: Write
     length += head.length + size + (i > 0 ? between.length : 0);
   }
 
+  // The entity in order: its bytes, and each streamed body with the index of its part.
+  const pieces: Array<Buffer | { index: number; body: Readable | (() => Readable) }> = [top];
+  for (const [i, part] of parts.entries()) {
+    if (i > 0) pieces.push(between);
+    pieces.push(heads[i] as Buffer, Buffer.isBuffer(part.body) ? part.body : { index: i, body: part.body });
+  }
+  pieces.push(tail);
+
   async function* generate(): AsyncGenerator<Buffer> {
-    if (top.length > 0) yield top;
-    for (const [i, part] of parts.entries()) {
-      if (i > 0) yield between;
-      yield heads[i] as Buffer;
-      const body = part.body;
-      if (Buffer.isBuffer(body)) {
-        if (body.length > 0) yield body;
+    for (const piece of pieces) {
+      if (Buffer.isBuffer(piece)) {
+        if (piece.length > 0) yield piece;
         continue;
       }
+      const { index: i, body } = piece;
       const stream = typeof body === 'function' ? body() : body;
       const scan = searchBodies ? new DelimiterScan(delimiter, CRLF) : undefined;
       const expected = sizes[i];
@@ -207,17 +212,10 @@ export function writeMultipart(parts: readonly MultipartPartInput[], opts: Write
         throw new OsciError('ERR_INTERNAL', `part ${i + 1}: body shorter than its Content-Length`);
       }
     }
-    yield tail;
   }
 
-  if (parts.every((p) => Buffer.isBuffer(p.body))) {
-    const chunks: Buffer[] = [top];
-    for (const [i, part] of parts.entries()) {
-      if (i > 0) chunks.push(between);
-      chunks.push(heads[i] as Buffer, part.body as Buffer);
-    }
-    chunks.push(tail);
-    const body = Buffer.concat(chunks);
+  if (pieces.every((p) => Buffer.isBuffer(p))) {
+    const body = Buffer.concat(pieces as Buffer[]);
     return { headers, boundary, body, length: body.length, stream: Readable.from([body], { objectMode: false }) };
   }
   const result: WrittenMultipart = {
