@@ -111,6 +111,21 @@ export interface RunningCluster {
  */
 export const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_TOP_PAD_: String(64 << 20), MALLOC_TRIM_THRESHOLD_: String(256 << 20) };
 
+/**
+ * V8 flags for the workers, unless the operator gave an initial heap size. V8 counts the chunk buffers allocated since
+ * the last full GC against the old generation's limit; a 200 MB message streams up to ≈ 32 MB of them between two
+ * young-generation collections, more than the headroom of a small heap (≈ 20 MB used, limit ≈ 44 MB). Workers that
+ * fell short of it ran a full GC every 60–90 ms for the whole transfer, at twice the CPU of the others (BENCHMARKS.md,
+ * eighth round). A 64 MB floor under that limit, below which V8 skips full GCs, keeps the headroom.
+ */
+export const WORKER_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=64'];
+
+/** `execArgv` plus WORKER_NODE_FLAGS, unless it sets the initial heap itself. */
+export function workerExecArgv(execArgv: readonly string[]): string[] {
+  const own = execArgv.some((a) => /^--initial[-_](old[-_]space|heap)[-_]size\b/.test(a));
+  return own ? [...execArgv] : [...execArgv, ...WORKER_NODE_FLAGS];
+}
+
 /** Runs in the primary: prepares once, forks `workers` processes running the same command line, resolves once all listen. */
 export async function startCluster(cfg: ServerConfig, opts: { workers: number; log?: Logger }): Promise<RunningCluster> {
   if (!cluster.isPrimary) throw new OsciError('ERR_USAGE', 'startCluster runs in the primary process only');
@@ -121,6 +136,7 @@ export async function startCluster(cfg: ServerConfig, opts: { workers: number; l
   const pidDir = sqliteDir(cfg);
   // Round-robin in the primary on every platform (Windows defaults to the OS, which balances poorly).
   cluster.schedulingPolicy = cluster.SCHED_RR;
+  cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv) });
   const malloc = Object.entries(WORKER_MALLOC_ENV).filter(([k]) => process.env[k] === undefined);
   const env = { ...Object.fromEntries(malloc), [PREPARED_ENV]: JSON.stringify(prepared) };
 

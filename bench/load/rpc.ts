@@ -1,5 +1,6 @@
 /** Parent side of a load-generator process (bench/load/client.ts): fork with tsx, call commands, exit. */
 import { fork, type ChildProcess } from 'node:child_process';
+import { workerExecArgv } from '../../gateway/cluster.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadInit } from './common.ts';
@@ -30,7 +31,8 @@ export class LoadClient {
   static async spawn(name: string, init: LoadInit): Promise<LoadClient> {
     // BENCH_CLIENT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the load generators.
     const extra = process.env.BENCH_CLIENT_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-    const proc = fork(ENTRY, [], { execArgv: ['--import', 'tsx', ...extra], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // The V8 flags the server's workers get, as README advises for the agent and the CLI (BENCHMARKS.md, eighth round).
+    const proc = fork(ENTRY, [], { execArgv: workerExecArgv(['--import', 'tsx', ...extra]), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const c = new LoadClient(name, proc, proc.pid ?? -1);
     await c.call('init', init);
     return c;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OsciClient } from '../../adapters/osci/client.ts';
-import { awaitPreviousWorkers, WORKER_MALLOC_ENV } from '../../gateway/cluster.ts';
+import { awaitPreviousWorkers, WORKER_MALLOC_ENV, WORKER_NODE_FLAGS, workerExecArgv } from '../../gateway/cluster.ts';
 import { resolveConfig } from '../../gateway/config.ts';
 import { silentLogger } from '../../gateway/log.ts';
 import { sealContent } from '../../protocol/envelope/index.ts';
@@ -117,11 +117,14 @@ describe('e2e: serve --workers 2 on SQLite (cluster)', function () {
     const pids = workerPids();
     expect(pids).to.have.length(2);
     expect(pids.every(alive)).to.equal(true);
-    // Each worker runs with the malloc settings of WORKER_MALLOC_ENV (none was set in this environment).
+    // Each worker runs with the malloc settings of WORKER_MALLOC_ENV (none was set in this environment) and the V8
+    // flags of WORKER_NODE_FLAGS; the primary without them.
     for (const pid of pids) {
       const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
       expect(env.filter((e) => e.startsWith('MALLOC_')).sort()).to.deep.equal(Object.entries(WORKER_MALLOC_ENV).map(([k, v]) => `${k}=${v}`).sort());
+      expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).to.include.members([...WORKER_NODE_FLAGS]);
     }
+    expect(readFileSync(`/proc/${String(running.proc.pid)}/cmdline`, 'utf8').split('\0')).not.to.include.members([...WORKER_NODE_FLAGS]);
 
     const sender = client(running.url, ag);
     const ids = await Promise.all(
@@ -218,5 +221,14 @@ describe('e2e: serve --workers 2 on SQLite (cluster)', function () {
     await orphanExited;
     await waiting;
     expect(done).to.equal(true);
+  });
+});
+
+describe('cluster: worker node flags', () => {
+  it('adds WORKER_NODE_FLAGS unless the operator set the initial heap', () => {
+    expect(workerExecArgv(['--import', 'tsx'])).to.deep.equal(['--import', 'tsx', ...WORKER_NODE_FLAGS]);
+    for (const own of ['--initial-old-space-size=128', '--initial_old_space_size=128', '--initial-heap-size=256']) {
+      expect(workerExecArgv([own])).to.deep.equal([own]);
+    }
   });
 });
