@@ -1,11 +1,13 @@
 /**
  * The intermediary under test: `node bin/amtsbote.js serve --config FILE --workers N`, a real server process on
- * 127.0.0.1, exactly as an operator starts it. Resolves once it printed its "listening on <url>/osci" line.
+ * 127.0.0.1, exactly as an operator starts it (a single process, `--workers 1`, with the settings README advises for
+ * it: the workers' V8 flags and malloc variables). Resolves once it printed its "listening on <url>/osci" line.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { WORKER_MALLOC_ENV, workerExecArgv } from '../gateway/cluster.ts';
 import { BENCH_RSA_BITS } from './pki.ts';
 import { processTree } from './sys.ts';
 
@@ -43,10 +45,13 @@ export async function startBenchServer(opts: { pkiDir: string; dataDir: string; 
   );
   // BENCH_SERVER_NODE_ARGS: extra node flags for the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   // (NODE_OPTIONS refuses --cpu-prof; cluster workers inherit the flags).
-  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+  const extra = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+  const single = opts.workers === 1;
+  const nodeArgs = single ? workerExecArgv(extra) : extra;
   const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin', 'amtsbote.js'), 'serve', '--config', config, '--workers', String(opts.workers)], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: single ? { ...WORKER_MALLOC_ENV, ...process.env } : process.env,
   });
   let out = '';
   proc.stdout.setEncoding('utf8');
