@@ -1,8 +1,8 @@
 /** Parent side of a load-generator process (bench/load/client.ts): fork with tsx, call commands, exit. */
 import { fork, type ChildProcess } from 'node:child_process';
-import { workerExecArgv } from '../../gateway/cluster.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { workerExecArgv } from '../../gateway/cluster.ts';
 import type { LoadInit } from './common.ts';
 
 const ENTRY = join(dirname(fileURLToPath(import.meta.url)), 'client.ts');
