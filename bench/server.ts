@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WORKER_MALLOC_ENV, workerExecArgv } from '../gateway/cluster.ts';
+import { workerExecArgv, workerMallocEnv } from '../gateway/cluster.ts';
 import { BENCH_RSA_BITS } from './pki.ts';
 import { processTree } from './sys.ts';
 
@@ -51,7 +51,7 @@ export async function startBenchServer(opts: { pkiDir: string; dataDir: string; 
   const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin', 'amtsbote.js'), 'serve', '--config', config, '--workers', String(opts.workers)], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: single ? { ...WORKER_MALLOC_ENV, ...process.env } : process.env,
+    env: single ? { ...process.env, ...workerMallocEnv(process.env) } : process.env,
   });
   let out = '';
   proc.stdout.setEncoding('utf8');

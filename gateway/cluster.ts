@@ -120,6 +120,11 @@ export const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_TOP_
  */
 export const WORKER_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=64'];
 
+/** The WORKER_MALLOC_ENV variables that `env` does not set itself (the operator's values win). */
+export function workerMallocEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(WORKER_MALLOC_ENV).filter(([k]) => env[k] === undefined));
+}
+
 /** `execArgv` plus WORKER_NODE_FLAGS, unless it sets the initial heap itself. */
 export function workerExecArgv(execArgv: readonly string[]): string[] {
   const own = execArgv.some((a) => /^--initial[-_](old[-_]space|heap)[-_]size\b/.test(a));
@@ -137,8 +142,7 @@ export async function startCluster(cfg: ServerConfig, opts: { workers: number; l
   // Round-robin in the primary on every platform (Windows defaults to the OS, which balances poorly).
   cluster.schedulingPolicy = cluster.SCHED_RR;
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv) });
-  const malloc = Object.entries(WORKER_MALLOC_ENV).filter(([k]) => process.env[k] === undefined);
-  const env = { ...Object.fromEntries(malloc), [PREPARED_ENV]: JSON.stringify(prepared) };
+  const env = { ...workerMallocEnv(process.env), [PREPARED_ENV]: JSON.stringify(prepared) };
 
   const live = new Set<Worker>();
   serveClusterMetrics();
