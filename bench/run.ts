@@ -3,8 +3,9 @@
  *
  * Scenarios: crypto (sign+verify vs xml-crypto, in-process), store and fetch (10 KB storeDelivery/fetchDelivery at
  * concurrency 1, 8, 32 against a real `amtsbote serve` process on 127.0.0.1, driven by two load-generator
- * processes), large (a 200 MB attachment sent and fetched; 50 MB with --quick). Every result is also reported as a ratio to the
- * hardware bound measured in the same run (bounds.ts). Results go to bench/results/latest.json; BENCHMARKS.md
+ * processes), large (a 200 MB attachment sent and fetched; 50 MB with --quick); only when named: workers (1 process vs
+ * N workers) and floor (the same load against a server doing only the platform's work, bench/floor/server.ts). Every
+ * result is also reported as a ratio to the hardware bound measured in the same run (bounds.ts). Results go to bench/results/latest.json; BENCHMARKS.md
  * explains them.
  */
 import { generateKeyPairSync } from 'node:crypto';
@@ -18,6 +19,7 @@ import { LoadClient } from './load/rpc.ts';
 import { BENCH_RSA_BITS, ensureBenchPki } from './pki.ts';
 import { runCrypto } from './scenarios/crypto.ts';
 import { bestRound, fetchLevel, storeLevel, type LevelResult, type StoreLevelResult } from './scenarios/delivery.ts';
+import { runFloor, type FloorResult } from './scenarios/floor.ts';
 import { runLargeDelivery, type LargeDeliveryResult } from './scenarios/large-delivery.ts';
 import { startBenchServer } from './server.ts';
 import { runWorkersComparison, type WorkersComparison } from './scenarios/workers.ts';
@@ -56,7 +58,7 @@ if (!Number.isInteger(workers) || workers < 1) {
   console.error(`--workers ${String(valueOf('--workers'))} is not a positive integer`);
   process.exit(2);
 }
-const ALIASES: Record<string, string> = { crypto: 'crypto', store: 'store', storeDelivery: 'store', fetch: 'fetch', fetchDelivery: 'fetch', large: 'large', workers: 'workers' };
+const ALIASES: Record<string, string> = { crypto: 'crypto', store: 'store', storeDelivery: 'store', fetch: 'fetch', fetchDelivery: 'fetch', large: 'large', workers: 'workers', floor: 'floor' };
 const valued = new Set(['--json', '--workers', '--db']);
 const wanted = argv.filter((a, i) => !a.startsWith('--') && !valued.has(argv[i - 1] ?? '')).map((a) => {
   const s = ALIASES[a];
@@ -66,8 +68,8 @@ const wanted = argv.filter((a, i) => !a.startsWith('--') && !valued.has(argv[i -
   }
   return s;
 });
-/** `workers` (1 process vs N workers, interleaved) runs only when named. */
-const run = (name: string) => (wanted.length === 0 ? name !== 'workers' : wanted.includes(name));
+/** `workers` (1 process vs N workers, interleaved) and `floor` run only when named. */
+const run = (name: string) => (wanted.length === 0 ? name !== 'workers' && name !== 'floor' : wanted.includes(name));
 const secs = quick ? 1.5 : 5;
 /** Each level runs this often; the best round stands for it (all rounds are in the JSON). */
 const ROUNDS = quick ? 1 : 3;
@@ -255,6 +257,19 @@ if (run('workers')) {
   );
 }
 
+if (run('floor')) {
+  const pki = await ensureBenchPki();
+  say(`floor: the same load against a server doing only the platform's work (bench/floor/server.ts), ${workers} worker${workers > 1 ? 's' : ''}`);
+  const f = await runFloor({ pkiDir: pki.dir, workers, levels: LEVELS, rounds: ROUNDS, windowFor, expectedPerS: smallBound / 2, largeBytes: LARGE_MB * 1e6, say });
+  scenarios.floor = f;
+  levelTable(`floor: storeDelivery's platform work only, windows ≥ ${secs} s, best of ${ROUNDS}`, f.small.levels);
+  if (f.large)
+    say(
+      `floor: ${LARGE_MB} MB ingest ${f.large.wall_s} s (${f.large.mb_per_s} MB/s; every round: ${f.large.rounds.map((r) => `${r.wall_s} s`).join(', ')}), ` +
+        `server CPU ${f.large.server_cpu_s ?? '?'} s, client CPU ${f.large.client_cpu_s} s${f.large.ok ? '' : ', FAILED'}`,
+    );
+}
+
 const boundsEnd = await measureBounds({ quick, rsaKey: key, seconds: quick ? 0.3 : 2, ...(measureDisk ? { diskDir: tmpdir() } : {}) });
 describeBounds(boundsEnd, 'end');
 const bounds = mergeBounds([boundsStart, boundsEnd]);
@@ -299,7 +314,17 @@ if (large) {
   // A receipt needs the payload on disk: the ingest can be no faster than one fsynced write of it.
   if (diskBound !== undefined) ratios.large_ingest_vs_durable_write_bound = round2(large.store.mb_per_s / diskBound);
 }
-const allLevels = [...(store?.levels ?? []), ...(fetched?.levels ?? [])];
+const floor = scenarios.floor as FloorResult | undefined;
+for (const l of floor?.small.levels ?? []) {
+  ratios[`floor_small_c${l.concurrency}_vs_rsa_bound`] = round2(l.msgs_per_s / serverBound);
+  const ours = store?.levels.find((x) => x.concurrency === l.concurrency);
+  if (ours) ratios[`store_small_c${l.concurrency}_vs_floor`] = round2(ours.msgs_per_s / l.msgs_per_s);
+}
+if (floor?.large) {
+  ratios.floor_large_ingest_vs_aes_sha_bound = round2(floor.large.mb_per_s / aesSha);
+  if (large) ratios.large_ingest_vs_floor = round2(large.store.mb_per_s / floor.large.mb_per_s);
+}
+const allLevels = [...(store?.levels ?? []), ...(fetched?.levels ?? []), ...(floor?.small.levels ?? [])];
 const elapsed = round2((performance.now() - t0) / 1000);
 // The issue's goals; reported, never asserted (the machine may be shared).
 const goals: Record<string, boolean> = {};
@@ -307,13 +332,14 @@ if (ratios.store_small_c32_vs_rsa_bound !== undefined) goals.store_c32_at_least_
 if (c8?.p99_ms !== undefined) goals.store_c8_p99_below_100ms = c8.p99_ms < 100;
 const workersCmp = scenarios.workers as WorkersComparison | undefined;
 for (const l of workersCmp?.levels ?? []) ratios[`workers_store_c${l.concurrency}_gain`] = l.gain;
-if (allLevels.length || large || workersCmp)
-  goals.zero_errors = allLevels.every((l) => l.errors === 0) && (large ? large.store.ok && large.fetch.ok : true) && (workersCmp?.levels ?? []).every((l) => l.errors === 0);
+if (allLevels.length || large || workersCmp || floor)
+  goals.zero_errors =
+    allLevels.every((l) => l.errors === 0) && (large ? large.store.ok && large.fetch.ok : true) && (floor?.large?.ok ?? true) && (workersCmp?.levels ?? []).every((l) => l.errors === 0);
 if (peak_rss_mb.server_200mb !== undefined) goals.server_peak_rss_200mb_at_most_256mb = peak_rss_mb.server_200mb <= 256;
 if (ratios.large_ingest_vs_aes_sha_bound !== undefined) goals.large_ingest_at_least_40pct_of_aes_sha_bound = ratios.large_ingest_vs_aes_sha_bound >= 0.4;
 if (ratios.sign_verify_vs_xml_crypto !== undefined) goals.sign_verify_at_least_3x_xml_crypto = ratios.sign_verify_vs_xml_crypto >= 3;
 // The goal is the default scenario set's; the workers comparison runs only when named and adds its own minutes.
-if (quick && !run('workers')) goals.quick_within_60s = elapsed <= 60;
+if (quick && !run('workers') && !run('floor')) goals.quick_within_60s = elapsed <= 60;
 
 const result = {
   date: new Date().toISOString(),

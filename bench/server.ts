@@ -14,17 +14,10 @@ import { processTree } from './sys.ts';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const LISTENING = /listening on (http:\/\/\S+?)\/osci\b/;
 
-export interface BenchServer {
-  url: string;
+/** `pid`: the primary (or the single process with --workers 1); `pids()`: primary and workers; `stop()`: SIGTERM, in-flight requests finish, the store closes. */
+export interface BenchServer extends StartedProcess {
   osciUrl: string;
-  /** The primary (or the single process with --workers 1). */
-  pid: number;
   workers: number;
-  /** Primary and workers. */
-  pids(): number[];
-  output(): string;
-  /** SIGTERM: in-flight requests finish, the store closes. */
-  stop(): Promise<void>;
 }
 
 export async function startBenchServer(opts: { pkiDir: string; dataDir: string; db?: string; workers: number; configDir: string }): Promise<BenchServer> {
@@ -48,21 +41,37 @@ export async function startBenchServer(opts: { pkiDir: string; dataDir: string; 
   const extra = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
   const single = opts.workers === 1;
   const nodeArgs = single ? workerExecArgv(extra) : extra;
-  const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin', 'amtsbote.js'), 'serve', '--config', config, '--workers', String(opts.workers)], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const started = await startListening([...nodeArgs, join(ROOT, 'bin', 'amtsbote.js'), 'serve', '--config', config, '--workers', String(opts.workers)], {
     env: single ? { ...process.env, ...workerMallocEnv(process.env) } : process.env,
+    listening: LISTENING,
+    what: 'server',
   });
+  return { ...started, osciUrl: `${started.url}/osci`, workers: opts.workers };
+}
+
+export interface StartedProcess {
+  url: string;
+  pid: number;
+  /** The process and its children. */
+  pids(): number[];
+  output(): string;
+  /** SIGTERM, then SIGKILL after 60 s. */
+  stop(): Promise<void>;
+}
+
+/** Starts `node ARGS` in the repository and resolves once its output matched `listening` (group 1: the URL). */
+export async function startListening(args: string[], opts: { env: NodeJS.ProcessEnv; listening: RegExp; what: string }): Promise<StartedProcess> {
+  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: opts.env });
   let out = '';
   proc.stdout.setEncoding('utf8');
   proc.stderr.setEncoding('utf8');
   proc.stderr.on('data', (d: string) => (out += d));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within 180 s:\n${out}`)), 180_000);
+    const timer = setTimeout(() => reject(new Error(`${opts.what} did not start within 180 s:\n${out}`)), 180_000);
     proc.stdout.on('data', (d: string) => {
       out += d;
-      const m = LISTENING.exec(out);
+      const m = opts.listening.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1] as string);
@@ -70,15 +79,13 @@ export async function startBenchServer(opts: { pkiDir: string; dataDir: string; 
     });
     void exited.then(() => {
       clearTimeout(timer);
-      reject(new Error(`server exited before listening:\n${out}`));
+      reject(new Error(`${opts.what} exited before listening:\n${out}`));
     });
   });
   const pid = proc.pid ?? -1;
   return {
     url,
-    osciUrl: `${url}/osci`,
     pid,
-    workers: opts.workers,
     pids: () => processTree(pid),
     output: () => out,
     async stop() {

@@ -26,15 +26,16 @@ const handlers: Record<string, (a: never) => Promise<unknown>> = {
     large = new LargeLoad(ctx);
     return { pid: process.pid };
   },
-  storePrepare: (a: { tag: string; count: number }) => need(store).prepare(a.tag, a.count),
-  storeGo: (a: { tag: string; concurrency: number; startAt: number; secs: number }) => need(store).go(a.tag, a.concurrency, a.startAt, a.secs),
-  storeVerify: (a: { tag: string }) => need(store).verify(a.tag),
+  storePrepare: (a: { tag: string; count: number; distinct?: number }) => need(store).prepare(a.tag, a.count, a.distinct),
+  storeGo: (a: { tag: string; concurrency: number; startAt: number; secs: number; target?: string }) => need(store).go(a.tag, a.concurrency, a.startAt, a.secs, a.target),
+  storeVerify: (a: { tag: string; statusOnly?: boolean }) => need(store).verify(a.tag, a.statusOnly),
   fetchOpen: (a: { dialogs: number }) => need(fetch).open(a.dialogs),
   fetchGo: (a: { ids: string[][]; startAt: number; secs: number }) => need(fetch).go(a.ids, a.startAt, a.secs),
   fetchClose: () => need(fetch).close(),
   largePrepare: (a: { sizeBytes: number }) => need(large).prepare(a.sizeBytes),
   largeStore: () => need(large).store(),
   largeFetch: () => need(large).fetch(),
+  largeFloor: (a: { target: string }) => need(large).floor(a.target),
   exit: async () => {
     await large?.dispose();
     if (ctx) rmSync(ctx.tmpDir, { recursive: true, force: true });

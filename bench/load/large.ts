@@ -5,6 +5,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { sealContent, type SealedContent } from '../../protocol/envelope/index.ts';
 import { writeAttachment } from '../scenarios/large-message.ts';
@@ -94,6 +96,32 @@ export class LargeLoad {
     }
     const wall = (performance.now() - t0) / 1000;
     return { wall_s: wall, ok, ...(detail ? { detail } : {}), client_peak_rss_mb: peakRssMb(process.pid), client_cpu_s: ownCpuSecondsSince(c0), client_peak_reset: reset };
+  }
+
+  /**
+   * The platform floor's ingest (bench/floor/server.ts): the sealed attachment's bytes streamed from their file in
+   * one POST, nothing encoded on the way (the lightest possible sender); ok when the floor took every byte.
+   */
+  async floor(target: string): Promise<LargeStep> {
+    const part = this.sealed?.attachments[0];
+    if (!part) throw new Error('prepare first');
+    const reset = resetPeakRss(process.pid);
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const answer = await new Promise<string>((resolve, reject) => {
+      const req = request(target, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'content-length': String(part.size) } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`HTTP ${String(res.statusCode)}: ${text}`))));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      pipeline(part.open(), req).catch(reject);
+    });
+    const wall = (performance.now() - t0) / 1000;
+    const ok = Number(answer) === part.size;
+    return { wall_s: wall, ok, ...(ok ? {} : { detail: `floor took ${answer} of ${part.size} bytes` }), client_peak_rss_mb: peakRssMb(process.pid), client_cpu_s: ownCpuSecondsSince(c0), client_peak_reset: reset };
   }
 
   async dispose(): Promise<void> {

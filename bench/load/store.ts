@@ -64,14 +64,18 @@ export class StoreLoad {
   private readonly answers = new Map<string, Answer[]>();
   constructor(private readonly ctx: LoadContext) {}
 
-  /** Encodes `count` storeDelivery requests under `tag`; returns the mean wire size. */
-  async prepare(tag: string, count: number): Promise<{ wire_bytes: number; prepare_s: number }> {
+  /**
+   * Encodes `count` storeDelivery requests under `tag`; returns the mean wire size. With `distinct`, only that many
+   * are encoded and the pool repeats them (for the floor, which keeps no MessageIds; the intermediary refuses a
+   * repeated one).
+   */
+  async prepare(tag: string, count: number, distinct = count): Promise<{ wire_bytes: number; prepare_s: number }> {
     const t0 = performance.now();
     const { sender, addressee, intermediary } = this.ctx;
     const sealed = await this.ctx.small();
     const pool: Prepared[] = [];
     let bytes = 0;
-    for (let i = 0; i < count; i++) {
+    for (let i = 0; i < Math.min(count, distinct); i++) {
       const controlBlock = clientNext(undefined, 'storeDelivery');
       const messageId = Buffer.from(`bench-${tag}-${process.pid}-${i}-${randomBytes(9).toString('base64url')}`).toString('base64');
       const msg: OsciMessage = {
@@ -94,15 +98,20 @@ export class StoreLoad {
       bytes += body.length;
       pool.push({ messageId, controlBlock, contentType: enc.contentType, body });
     }
+    const wire = Math.round(bytes / Math.max(1, pool.length));
+    for (let i = pool.length; i < count; i++) pool.push(pool[i % distinct] as Prepared);
     this.pools.set(tag, pool);
-    return { wire_bytes: Math.round(bytes / Math.max(1, count)), prepare_s: (performance.now() - t0) / 1000 };
+    return { wire_bytes: wire, prepare_s: (performance.now() - t0) / 1000 };
   }
 
-  /** From `startAt` (epoch ms) until `startAt + secs`: `concurrency` connections POST the prepared requests back to back. */
-  async go(tag: string, concurrency: number, startAt: number, secs: number): Promise<GoResult> {
+  /**
+   * From `startAt` (epoch ms) until `startAt + secs`: `concurrency` connections POST the prepared requests back to
+   * back, to the intermediary or to `target` (the platform floor, bench/floor/server.ts).
+   */
+  async go(tag: string, concurrency: number, startAt: number, secs: number, target?: string): Promise<GoResult> {
     const pool = this.pools.get(tag) ?? [];
     this.pools.delete(tag);
-    const url = new URL(this.ctx.osciUrl);
+    const url = new URL(target ?? this.ctx.osciUrl);
     const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
     const answers: Answer[] = [];
     const ends: number[] = [];
@@ -153,8 +162,11 @@ export class StoreLoad {
     return { ends, latencies, ...(exhaustedAt !== undefined ? { exhaustedAt } : {}), transportErrors, cpu_s: cpu, wall_s: wall };
   }
 
-  /** Decodes and checks every answer of `tag` (after the window). */
-  async verify(tag: string): Promise<VerifyResult> {
+  /**
+   * Decodes and checks every answer of `tag` (after the window). `statusOnly`: the floor's answers, which carry no
+   * OSCI message, count when they are HTTP 200 with a body.
+   */
+  async verify(tag: string, statusOnly = false): Promise<VerifyResult> {
     const answers = this.answers.get(tag) ?? [];
     this.answers.delete(tag);
     const pinned = this.ctx.intermediary.signature.cert;
@@ -170,6 +182,11 @@ export class StoreLoad {
       }
       if (a.status !== 200) {
         fail(`HTTP ${String(a.status)}`);
+        continue;
+      }
+      if (statusOnly) {
+        if (a.body.length > 0) out.ok++;
+        else fail('empty answer');
         continue;
       }
       try {

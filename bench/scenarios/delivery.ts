@@ -58,6 +58,8 @@ export interface StoreLevelResult extends LevelResult {
 }
 
 const START_DELAY_MS = 300;
+/** Requests a generator encodes for a floor level; the pool repeats them (the floor ignores their content). */
+const FLOOR_DISTINCT_REQUESTS = 64;
 
 function split(c: number, clients: LoadClient[]): Array<{ client: LoadClient; lanes: number }> {
   if (c === 1 || clients.length === 1) return [{ client: clients[0] as LoadClient, lanes: c }];
@@ -115,18 +117,31 @@ const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t
  * prepared requests run out before `secs`, the window ends there (reported as pool_exhausted). Returns the
  * MessageIds that were stored.
  */
-export async function storeLevel(opts: { clients: LoadClient[]; serverPid: number; concurrency: number; secs: number; count: number; tag: string }): Promise<{ result: StoreLevelResult; stored: string[] }> {
+export async function storeLevel(opts: {
+  clients: LoadClient[];
+  serverPid: number;
+  concurrency: number;
+  secs: number;
+  count: number;
+  tag: string;
+  /** POST to the platform floor (bench/floor/server.ts) instead, whose answers are only checked for HTTP 200. */
+  floorUrl?: string;
+}): Promise<{ result: StoreLevelResult; stored: string[] }> {
   const parts = split(opts.concurrency, opts.clients);
   const prep = await Promise.all(
-    parts.map((p) => p.client.call<{ wire_bytes: number }>('storePrepare', { tag: opts.tag, count: Math.max(p.lanes * 2, Math.ceil((opts.count * p.lanes) / opts.concurrency)) })),
+    parts.map((p) => p.client.call<{ wire_bytes: number }>('storePrepare', {
+        tag: opts.tag,
+        count: Math.max(p.lanes * 2, Math.ceil((opts.count * p.lanes) / opts.concurrency)),
+        ...(opts.floorUrl !== undefined ? { distinct: FLOOR_DISTINCT_REQUESTS } : {}),
+      })),
   );
   const startAt = Date.now() + START_DELAY_MS;
-  const go = Promise.all(parts.map((p) => p.client.call<GoResult>('storeGo', { tag: opts.tag, concurrency: p.lanes, startAt, secs: opts.secs })));
+  const go = Promise.all(parts.map((p) => p.client.call<GoResult>('storeGo', { tag: opts.tag, concurrency: p.lanes, startAt, secs: opts.secs, target: opts.floorUrl })));
   await sleepUntil(startAt);
   const w = cpuWindow(opts.serverPid);
   const runs = await go;
   const cpu = w.end();
-  const verified = await Promise.all(parts.map((p) => p.client.call<VerifyResult>('storeVerify', { tag: opts.tag })));
+  const verified = await Promise.all(parts.map((p) => p.client.call<VerifyResult>('storeVerify', { tag: opts.tag, statusOnly: opts.floorUrl !== undefined })));
   const errors = verified.reduce((s, v) => s + v.errors, 0);
   const result = summarise(opts.concurrency, startAt, opts.secs, runs, cpu, errors, verified.flatMap((v) => v.errorSamples));
   return { result: { ...result, wire_bytes: prep[0]?.wire_bytes ?? 0 }, stored: verified.flatMap((v) => v.stored) };
