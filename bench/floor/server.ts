@@ -1,8 +1,9 @@
 /**
  * The platform floor (`npm run bench -- floor`): a server that does the work an OSCI intermediary cannot avoid for
  * a storeDelivery, and nothing of the protocol (no MIME, no XML, no C14N, no model, no trust lookup). What it reaches
- * on the same machine, driven by the same load generators, is the most any implementation on Node.js could reach
- * there; the intermediary's figures are compared to it as well as to the hardware bound (BENCHMARKS.md).
+ * on the same machine, driven by the same load generators, estimates the most an implementation on this platform
+ * (Node.js, node:crypto, SQLite) reaches there; the intermediary's figures are compared to it as well as to the
+ * hardware bound (BENCHMARKS.md).
  *
  * POST /small, per request (the node:crypto calls counted while the intermediary served storeDeliveries):
  *   RSA-OAEP unwrap of a 3072-bit transport key (private), AES-256-GCM decryption of the request's bytes, SHA-256
@@ -19,7 +20,8 @@
  */
 import cluster from 'node:cluster';
 import { constants, createCipheriv, createDecipheriv, createHash, publicEncrypt, privateDecrypt, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
-import { createWriteStream, fdatasync, mkdirSync, openSync, closeSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, fdatasync, mkdirSync, openSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -131,9 +133,8 @@ function serve(): void {
         const fd = openSync(path, 'r');
         fdatasync(fd, (e) => {
           closeSync(fd);
-          rmSync(path, { force: true });
           res.writeHead(e ? 500 : 200, { 'content-type': 'text/plain' });
-          res.end(String(bytes));
+          res.end(String(bytes), () => void rm(path, { force: true }));
         });
       }));
     });
