@@ -4,8 +4,9 @@
  * process, of the fetch process and of the server process each stays under 256 MiB (the whole payload is never
  * held in memory), and the fetched file is byte-identical to the original.
  *
- * Peak RSS of a CLI process: a preload module prints process.resourceUsage().maxRSS when the process exits. Peak
- * RSS of the server: VmHWM in /proc/<pid>/status, read before it is stopped.
+ * Peak RSS of a CLI process: a preload module prints its VmHWM (/proc/self/status) when the process exits. Not
+ * process.resourceUsage().maxRSS: Linux keeps the highest RSS across fork and exec, so a child would report this
+ * test runner's RSS at spawn time. Peak RSS of the server: VmHWM in /proc/<pid>/status, read before it is stopped.
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
@@ -84,7 +85,11 @@ describe('amtsbote send and fetch of a 200 MB attachment: bounded memory in ever
     root = mkdtempSync(join(tmpdir(), 'amtsbote-cli-large-'));
     mkdirSync(join(root, 'tmp'));
     preload = join(root, 'report-rss.mjs');
-    writeFileSync(preload, "process.once('exit', () => process.stderr.write(`\\nAMTSBOTE_TEST_MAX_RSS_KB=${process.resourceUsage().maxRSS}\\n`));\n");
+    writeFileSync(
+      preload,
+      "import { readFileSync } from 'node:fs';\n" +
+        "process.once('exit', () => process.stderr.write(`\\nAMTSBOTE_TEST_MAX_RSS_KB=${/VmHWM:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]}\\n`));\n",
+    );
     pkiDir = (await testPki()).dir;
     server = await startServerProcess(writeServerConfig(root, devServerConfig(pkiDir, join(root, 'data'))), { args: ['--workers', '1'] });
   });

@@ -1,7 +1,7 @@
 /**
  * Bounded memory for large messages (osci-protocol.md §13: 200 MB per message): the bench scenario signs,
  * transport-encrypts, parses, decrypts and verifies a message with a 200 MiB attachment in a child process, whose
- * peak RSS (process.resourceUsage().maxRSS) must stay under 256 MiB and barely above that of a 20 MiB message.
+ * peak RSS (VmHWM) must stay under 256 MiB and barely above that of a 20 MiB message.
  * Memory only; no timing is asserted.
  */
 import { expect } from 'chai';
