@@ -356,7 +356,7 @@ const result = {
 };
 say('ratios to the bound:');
 console.table(Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, { ratio: v, '%': pct(v) }])));
-say(`goals: ${Object.entries(goals).map(([k, v]) => `${k} ${v ? 'met' : 'MISSED'}`).join(', ')}`);
+say(`goals: ${Object.entries(goals).map(([k, v]) => `${k} ${v ? 'met' : 'MISSED'}`).join(', ') || 'none measured by these scenarios'}`);
 const out = jsonFile ?? join(ROOT, 'bench', 'results', 'latest.json');
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
