@@ -39,10 +39,8 @@ export async function startBenchServer(opts: { pkiDir: string; dataDir: string; 
   // BENCH_SERVER_NODE_ARGS: extra node flags for the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   // (NODE_OPTIONS refuses --cpu-prof; cluster workers inherit the flags).
   const extra = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
-  const single = opts.workers === 1;
-  const nodeArgs = single ? workerExecArgv(extra) : extra;
-  const started = await startListening([...nodeArgs, join(ROOT, 'bin', 'amtsbote.js'), 'serve', '--config', config, '--workers', String(opts.workers)], {
-    env: single ? { ...process.env, ...workerMallocEnv(process.env) } : process.env,
+  const started = await startListening(extra, [join(ROOT, 'bin', 'amtsbote.js'), 'serve', '--config', config, '--workers', String(opts.workers)], {
+    singleProcess: opts.workers === 1,
     listening: LISTENING,
     what: 'server',
   });
@@ -59,9 +57,17 @@ export interface StartedProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `node ARGS` in the repository and resolves once its output matched `listening` (group 1: the URL). */
-export async function startListening(args: string[], opts: { env: NodeJS.ProcessEnv; listening: RegExp; what: string }): Promise<StartedProcess> {
-  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: opts.env });
+/**
+ * Starts `node NODE_ARGS SCRIPT_ARGS` in the repository and resolves once its output matched `listening` (group 1:
+ * the URL). A single process (`singleProcess`) gets the settings README advises for one: the workers' V8 flags and
+ * malloc variables; a cluster's primary gives them to its workers itself.
+ */
+export async function startListening(nodeArgs: string[], scriptArgs: string[], opts: { singleProcess: boolean; listening: RegExp; what: string }): Promise<StartedProcess> {
+  const proc = spawn(process.execPath, [...(opts.singleProcess ? workerExecArgv(nodeArgs) : nodeArgs), ...scriptArgs], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: opts.singleProcess ? { ...process.env, ...workerMallocEnv(process.env) } : process.env,
+  });
   let out = '';
   proc.stdout.setEncoding('utf8');
   proc.stderr.setEncoding('utf8');

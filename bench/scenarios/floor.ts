@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { workerExecArgv, workerMallocEnv } from '../../gateway/cluster.ts';
 import type { LargeStep } from '../load/large.ts';
 import { LoadClient } from '../load/rpc.ts';
 import { startListening } from '../server.ts';
@@ -42,11 +41,11 @@ export async function runFloor(opts: {
   say: (msg: string) => void;
 }): Promise<FloorResult> {
   const work = mkdtempSync(join(tmpdir(), 'amtsbote-floor-'));
-  const single = opts.workers === 1;
-  const server = await startListening(
-    [...(single ? workerExecArgv(['--import', 'tsx']) : ['--import', 'tsx']), ENTRY, '--pki', opts.pkiDir, '--data', join(work, 'data'), '--workers', String(opts.workers)],
-    { env: single ? { ...process.env, ...workerMallocEnv(process.env) } : process.env, listening: /floor listening on (http:\/\/\S+)/, what: 'floor' },
-  );
+  const server = await startListening(['--import', 'tsx'], [ENTRY, '--pki', opts.pkiDir, '--data', join(work, 'data'), '--workers', String(opts.workers)], {
+    singleProcess: opts.workers === 1,
+    listening: /floor listening on (http:\/\/\S+)/,
+    what: 'floor',
+  });
   const init = { pkiDir: opts.pkiDir, osciUrl: `${server.url}/small` };
   const clients: LoadClient[] = [];
   try {
